@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Bring a machine to the state kvariant needs: host packages, the project's
+# virtualenv, and the default kernel tree.  Idempotent: every step checks
+# first and returns at once when its work is already done.
+#
+#   ./setup.sh            everything
+#   ./setup.sh packages   only the Debian packages
+#   ./setup.sh venv       only the virtualenv
+#   ./setup.sh tree       only the default kernel tree
+#
+# Environment:
+#   KVARIANT_CACHE   cache directory (default ~/.cache/kvariant)
+#   KVARIANT_VENV    virtualenv directory (default .venv beside this script)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${KVARIANT_CACHE:-$HOME/.cache/kvariant}
+venv=${KVARIANT_VENV:-$here/.venv}
+
+# The kernel the default pipeline.toml uses: Debian's source package, pinned.
+kernel_pkg=linux-source-7.2
+kernel_pkg_version=7.2.13-1
+kernel_tag=v7.2.13
+kernel_tree=$cache/linux-7.2
+
+# Host packages: kernel build, virtme-ng's runtime, the guest's tools (the
+# guest runs the host's binaries), and FUSE user space.
+packages=(
+    gcc make flex bison bc libelf-dev libssl-dev cpio xz-utils zstd kmod
+    qemu-system-x86 openssh-server openssh-client openssh-sftp-server
+    busybox iproute2 udev file
+    fio xfsprogs fuse3 psmisc acl attr gawk util-linux
+    git
+)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "$1 needs root (run ./setup.sh as root, or install: ${packages[*]})"
+}
+
+setup_packages() {
+    local missing=()
+    local p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "packages: all ${#packages[@]} installed"
+        return
+    fi
+    need_root "installing packages"
+    say "packages: installing ${missing[*]}"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+    local py
+    for py in python3.13 python3.12 python3.11 python3; do
+        if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$py"
+            return
+        fi
+    done
+    die "Python >= 3.11 not found (tomllib is needed)"
+}
+
+setup_venv() {
+    local stamp=$venv/.kvariant-stamp
+    local want
+    want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        say "venv: $venv up to date"
+        return
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        say "venv: creating $venv"
+        "$(pick_python)" -m venv "$venv"
+    fi
+    say "venv: installing the project and its dependencies"
+    "$venv/bin/pip" install -q --upgrade pip >/dev/null
+    "$venv/bin/pip" install -q -e "$here[dev]"
+    echo "$want" > "$stamp"
+}
+
+# Debian's kernel source turned into a git repository tagged $kernel_tag.
+setup_tree() {
+    if git -C "$kernel_tree" rev-parse -q --verify "refs/tags/$kernel_tag" >/dev/null 2>&1; then
+        say "tree: $kernel_tree has $kernel_tag"
+        return
+    fi
+    local apt_dir=$cache/apt
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
+    local mirror
+    mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+    [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\)\/* .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n1)
+    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        echo "deb [signed-by=$keyring] $mirror sid main"
+        echo "deb [signed-by=$keyring] $mirror trixie-backports main"
+    } > "$apt_dir/sources.list"
+    local aptopts=(
+        -q -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
+        -o APT::Sandbox::User=root
+    )
+    local deb=$apt_dir/${kernel_pkg}_${kernel_pkg_version}_all.deb
+    if [ ! -s "$deb" ]; then
+        say "tree: fetching $kernel_pkg $kernel_pkg_version with a private apt list ($apt_dir)"
+        apt-get "${aptopts[@]}" update >/dev/null
+        (cd "$apt_dir" && apt-get "${aptopts[@]}" download "$kernel_pkg=$kernel_pkg_version" >/dev/null) ||
+            die "could not download $kernel_pkg=$kernel_pkg_version (is it still in sid or trixie-backports?)"
+    fi
+    local tmp=$cache/tree.tmp
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    say "tree: unpacking $(basename "$deb")"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './usr/src/*.tar.xz'
+    local tarball
+    tarball=$(ls "$tmp"/usr/src/linux-source-*.tar.xz)
+    mkdir -p "$tmp/src"
+    tar -xJf "$tarball" -C "$tmp/src" --strip-components=1
+    rm -rf "$tmp/usr"
+    say "tree: making a git repository (about a minute)"
+    # Debian's .gitignore ignores every top-level path: add with -f.
+    git -C "$tmp/src" init -q -b master
+    git -C "$tmp/src" add -A -f
+    GIT_AUTHOR_NAME=kvariant GIT_AUTHOR_EMAIL=kvariant@localhost \
+    GIT_COMMITTER_NAME=kvariant GIT_COMMITTER_EMAIL=kvariant@localhost \
+        git -C "$tmp/src" commit -q -m "Linux ${kernel_tag#v} (Debian $kernel_pkg $kernel_pkg_version)"
+    git -C "$tmp/src" tag "$kernel_tag"
+    rm -rf "$kernel_tree"
+    mv "$tmp/src" "$kernel_tree"
+    rm -rf "$tmp"
+    say "tree: $kernel_tree ready at $kernel_tag"
+}
+
+main() {
+    mkdir -p "$cache"
+    case "${1:-all}" in
+        packages) setup_packages ;;
+        venv) setup_venv ;;
+        tree) setup_tree ;;
+        all) setup_packages; setup_venv; setup_tree ;;
+        *) die "unknown step '$1' (expected packages, venv, tree or nothing)" ;;
+    esac
+}
+
+main "$@"
