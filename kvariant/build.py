@@ -1,0 +1,188 @@
+"""Kernel configuration and build.
+
+One build directory (``make O=``) per kernel tree and configuration, kept in
+the cache across variants and runs; one source worktree per tree.  A variant
+is built by checking its commit out in the worktree (git rewrites only the
+files that differ, so their mtimes move and make rebuilds only what they
+feed) and running make in that build directory.  N variants of one base cost
+one cold build and N incremental ones.
+
+A built kernel is exported (bzImage, modules, .config) to a directory named
+by the hash of everything that went into it, which is what the VM boots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from . import proc
+from .errors import StageError
+from .paths import cache_dir, locked, short_hash
+from .tree import Mirror
+
+log = logging.getLogger(__name__)
+
+COLD_BUILD_TIMEOUT = 3 * 3600
+
+
+@dataclasses.dataclass
+class BuildResult:
+    kernel_dir: Path  # holds bzImage and lib/modules/<release>
+    build_dir: Path
+    release: str
+    seconds: float
+    reused: bool = False
+    configured: bool = False
+
+
+def virtme_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("virtme-ng")
+    except Exception:  # pragma: no cover - not installed
+        return "unknown"
+
+
+def config_key(fragments: list[Path]) -> str:
+    """Names the build directory: the fragments' contents and virtme-ng's
+    version (which supplies the minimal config)."""
+    parts: list[bytes | str] = ["kvariant-config-v1", virtme_version(), os.uname().machine]
+    parts += [Path(f).read_bytes() for f in fragments]
+    return short_hash(*parts)
+
+
+def build_dir(mirror: Mirror, fragments: list[Path]) -> Path:
+    return cache_dir() / "build" / mirror.key / config_key(fragments)
+
+
+def configkernel_argv(fragments: list[Path], outdir: Path) -> list[str]:
+    argv = ["virtme-configkernel", "--defconfig"]
+    for f in fragments:
+        argv += ["--custom", str(f)]
+    return argv + [f"O={outdir}"]
+
+
+def make_argv(src: Path, outdir: Path, jobs: int, *targets: str) -> list[str]:
+    return ["make", "-C", str(src), f"O={outdir}", f"-j{jobs}", *targets]
+
+
+def missing_options(config_text: str, fragments: list[Path]) -> list[str]:
+    """Options a fragment sets to y/m that the final .config does not have
+    (Kconfig drops what it cannot satisfy, silently)."""
+    have = {}
+    for line in config_text.splitlines():
+        m = re.match(r"(CONFIG_\w+)=(.*)", line)
+        if m:
+            have[m.group(1)] = m.group(2)
+    missing = []
+    for f in fragments:
+        for line in Path(f).read_text().splitlines():
+            m = re.match(r"(CONFIG_\w+)=([ym])\s*$", line.strip())
+            if m and have.get(m.group(1)) not in ("y", "m"):
+                missing.append(f"{m.group(1)}={m.group(2)} ({Path(f).name})")
+    return missing
+
+
+def _tool_env() -> dict[str, str]:
+    """virtme-ng calls its sibling scripts by name: put our bin/ first."""
+    import sys
+    bindir = str(Path(sys.executable).parent)
+    return {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def configure(src: Path, outdir: Path, fragments: list[Path], logfile: Path) -> bool:
+    """Write outdir/.config from virtme-ng's defconfig plus the fragments,
+    unless it is already there.  Returns True when it (re)configured."""
+    stamp = outdir / ".kvariant-configured"
+    if (outdir / ".config").exists() and stamp.exists():
+        return False
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / ".config").unlink(missing_ok=True)
+    res = proc.run(configkernel_argv(fragments, outdir), cwd=src, timeout=600,
+                   env=_tool_env(), log=logfile)
+    res.check("virtme-configkernel")
+    missing = missing_options((outdir / ".config").read_text(), fragments)
+    if missing:
+        raise StageError("kconfig dropped options the fragments ask for",
+                         detail="\n".join(missing), reproduce=res.cmdline)
+    stamp.write_text(res.cmdline + "\n")
+    return True
+
+
+def compiler_errors(log_text: str, limit: int = 40) -> str:
+    """The compiler's and linker's error lines (with the line before each),
+    not just make's last words."""
+    out: list[str] = []
+    lines = log_text.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"(: (fatal )?error: |: undefined reference to |Error \d+$|^ERROR: )", line):
+            if i and lines[i - 1] not in out and "In function" in lines[i - 1]:
+                out.append(lines[i - 1])
+            out.append(line)
+            # the source excerpt gcc prints after the error
+            for follow in lines[i + 1:i + 3]:
+                if follow.startswith(" ") and "|" in follow:
+                    out.append(follow)
+        if len(out) >= limit:
+            break
+    return "\n".join(out)
+
+
+def kernel_release(outdir: Path) -> str:
+    return (outdir / "include" / "config" / "kernel.release").read_text().strip()
+
+
+def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Path,
+                 jobs: int | None = None, timeout: float = COLD_BUILD_TIMEOUT) -> BuildResult:
+    """Build *commit* with *fragments*; reuse an exported kernel when one of
+    the same inputs exists."""
+    fragments = [Path(f).resolve() for f in fragments]
+    key = short_hash(commit, config_key(fragments))
+    kernel_dir = cache_dir() / "kernels" / key
+    if (kernel_dir / "bzImage").exists() and (kernel_dir / "release").exists():
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        logfile.write_text(f"kvariant: reused kernel {kernel_dir} (same commit and config)\n")
+        return BuildResult(kernel_dir, build_dir(mirror, fragments),
+                           (kernel_dir / "release").read_text().strip(), 0.0, reused=True)
+    jobs = jobs or os.cpu_count() or 1
+    outdir = build_dir(mirror, fragments)
+    start = time.monotonic()
+    with locked(f"src-{mirror.key}"), locked(f"build-{outdir.parent.name}-{outdir.name}"):
+        src = mirror.checkout(commit)
+        configured = configure(src, outdir, fragments, logfile)
+        res = proc.run(make_argv(src, outdir, jobs, "bzImage", "modules"), cwd=src,
+                       timeout=timeout, log=logfile)
+        if not res.ok:
+            errors = compiler_errors(Path(logfile).read_text(errors="replace"))
+            raise StageError(
+                "build failed" if not res.timed_out else f"build timed out after {timeout:.0f} s",
+                detail=(errors + "\n\n--- last lines of make ---\n" if errors else "") + res.tail[-3000:],
+                reproduce=res.cmdline,
+            )
+        release = kernel_release(outdir)
+        export_kernel(src, outdir, kernel_dir, jobs, logfile)
+    (kernel_dir / "release").write_text(release + "\n")
+    return BuildResult(kernel_dir, outdir, release, time.monotonic() - start, configured=configured)
+
+
+def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile: Path) -> None:
+    """bzImage, .config and an installed module tree, in the layout
+    ``vng --run DIR/bzImage`` finds modules in (DIR/lib/modules/<release>)."""
+    tmp = kernel_dir.with_name(kernel_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    proc.run(make_argv(src, outdir, jobs, "modules_install", f"INSTALL_MOD_PATH={tmp}",
+                       "INSTALL_MOD_STRIP=1", "DEPMOD=/sbin/depmod"),
+             cwd=src, timeout=600, log=logfile).check("make modules_install")
+    for link in (tmp / "lib" / "modules").glob("*/build"):
+        link.unlink()
+    shutil.copy2(outdir / "arch" / "x86" / "boot" / "bzImage", tmp / "bzImage")
+    shutil.copy2(outdir / ".config", tmp / "config")
+    shutil.rmtree(kernel_dir, ignore_errors=True)
+    tmp.rename(kernel_dir)

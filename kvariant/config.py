@@ -1,0 +1,328 @@
+"""pipeline.toml -> frozen dataclasses.
+
+Every key has a default except the variants.  Relative paths are relative to
+the config file.  Anything wrong stops here, before any work, with a
+ConfigError naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .paths import default_tree
+from .tree import is_git_repo, patch_files, resolve_rev
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+MEMORY = re.compile(r"^\d+[MG]$")
+FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchSpec:
+    text: str  # as written in the config
+    path: Path | None = None  # file or directory
+    ref: str | None = None  # for "git:REF"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    patches: tuple[PatchSpec, ...] = ()
+    fragments: tuple[Path, ...] = ()  # added to [kernel].fragments
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    tree: Path
+    base: str
+    base_commit: str
+    fragments: tuple[Path, ...]
+    jobs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VmConfig:
+    cpus: int = 2
+    memory: str = "4G"
+    accel: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class NullBlkConfig:
+    gb: int = 4
+    bs: int = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class FioConfig:
+    targets: tuple[str, ...] = ("xfs",)
+    numjobs: tuple[int, ...] = (1, 2)
+    rw: str = "randwrite"
+    bs: str = "4k"
+    iodepth: int = 64
+    ioengine: str = "libaio"
+    size: str = "1G"
+    runtime: float = 10.0
+    ramp_time: float = 2.0
+    repeat: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    build: float = 3 * 3600.0
+    boot: float = 300.0  # until SSH answers
+    kvm_probe: float = 60.0  # a KVM boot that does not reach SSH by then falls back to TCG
+    command: float = 300.0  # any guest command without a deadline of its own
+    fio: float = 0.0  # per fio job; 0: runtime + ramp + 120 s
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    path: Path
+    kernel: KernelConfig
+    vm: VmConfig
+    null_blk: NullBlkConfig
+    fio: FioConfig
+    timeouts: Timeouts
+    variants: tuple[Variant, ...]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+class _Reader:
+    """Takes keys out of a table, checking type and recording what was used."""
+
+    def __init__(self, path: Path, table: dict, prefix: str):
+        self.path, self.table, self.prefix = path, dict(table), prefix
+
+    def fail(self, key: str, expected: str, got: Any = dataclasses.MISSING):
+        shown = "" if got is dataclasses.MISSING else f", got {got!r}"
+        raise ConfigError(self.path, f"{self.prefix}{key}", f"expected {expected}{shown}")
+
+    def take(self, key: str, default: Any, kind: type | tuple, expected: str) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table.pop(key)
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            self.fail(key, expected, value)
+        return value
+
+    def done(self) -> None:
+        for key in self.table:
+            raise ConfigError(self.path, f"{self.prefix}{key}", "unknown key")
+
+
+def parse_duration(text: str | int | float) -> float | None:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text) if text >= 0 else None
+    m = DURATION.match(str(text))
+    if not m:
+        return None
+    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _path(root: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (root / p)
+
+
+def _positive(r: _Reader, key: str, default: int) -> int:
+    v = r.take(key, default, int, "a positive integer")
+    if v < 1:
+        r.fail(key, "a positive integer", v)
+    return v
+
+
+def _fragments(r: _Reader, key: str, default: list[str]) -> tuple[Path, ...]:
+    items = r.take(key, default, list, "a list of kconfig fragment files")
+    out = []
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            r.fail(f"{key}[{i}]", "a file name", text)
+        p = _path(r.path.parent, text)
+        if not p.is_file():
+            r.fail(f"{key}[{i}]", "an existing kconfig fragment file", text)
+        out.append(p.resolve())
+    return tuple(out)
+
+
+def _kernel(path: Path, table: dict) -> KernelConfig:
+    r = _Reader(path, table, "kernel.")
+    tree = _path(path.parent, r.take("tree", str(default_tree()), str, "a path to a kernel git tree"))
+    if not is_git_repo(tree):
+        hint = " (run ./setup.sh to fetch the default tree)" if tree == default_tree() else ""
+        r.fail("tree", f"a git repository{hint}", str(tree))
+    base = r.take("base", "v7.2.13", str, "a commit-ish of the tree")
+    commit = resolve_rev(tree, base)
+    if commit is None:
+        r.fail("base", f"a commit-ish that exists in {tree}", base)
+    fragments = _fragments(r, "fragments", ["vmconfigs/fuse-xfs-nullblk.config"])
+    jobs = _positive(r, "jobs", 0) if "jobs" in r.table else 0
+    r.done()
+    return KernelConfig(tree=tree, base=base, base_commit=commit, fragments=fragments, jobs=jobs)
+
+
+def _vm(path: Path, table: dict) -> VmConfig:
+    r = _Reader(path, table, "vm.")
+    cpus = _positive(r, "cpus", 2)
+    memory = r.take("memory", "4G", str, 'a size like "4G" or "2048M"')
+    if not MEMORY.match(memory):
+        r.fail("memory", 'a size like "4G" or "2048M"', memory)
+    accel = r.take("accel", "auto", str, "auto, kvm or tcg")
+    if accel not in ("auto", "kvm", "tcg"):
+        r.fail("accel", "auto, kvm or tcg", accel)
+    r.done()
+    return VmConfig(cpus=cpus, memory=memory, accel=accel)
+
+
+def _null_blk(path: Path, table: dict) -> NullBlkConfig:
+    r = _Reader(path, table, "null_blk.")
+    gb = _positive(r, "gb", 4)
+    bs = r.take("bs", 4096, int, "512, 1024, 2048 or 4096")
+    if bs not in (512, 1024, 2048, 4096):
+        r.fail("bs", "512, 1024, 2048 or 4096", bs)
+    r.done()
+    return NullBlkConfig(gb=gb, bs=bs)
+
+
+def _fio(path: Path, table: dict) -> FioConfig:
+    r = _Reader(path, table, "fio.")
+    d = FioConfig()
+    targets = r.take("targets", list(d.targets), list, f"a list of {', '.join(FIO_TARGETS)}")
+    for i, t in enumerate(targets):
+        if t not in FIO_TARGETS:
+            r.fail(f"targets[{i}]", f"one of {', '.join(FIO_TARGETS)}", t)
+    numjobs = r.take("numjobs", list(d.numjobs), list, "a list of positive integers")
+    if not numjobs or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in numjobs):
+        r.fail("numjobs", "a non-empty list of positive integers", numjobs)
+    durations = {}
+    for key in ("runtime", "ramp_time"):
+        raw = r.take(key, getattr(d, key), (int, float, str), 'a duration like 10, "30s" or "2m"')
+        durations[key] = parse_duration(raw)
+        if durations[key] is None:
+            r.fail(key, 'a duration like 10, "30s" or "2m"', raw)
+    fio = FioConfig(
+        targets=tuple(dict.fromkeys(targets)),
+        numjobs=tuple(numjobs),
+        rw=r.take("rw", d.rw, str, "an fio rw mode"),
+        bs=r.take("bs", d.bs, str, 'a block size like "4k"'),
+        iodepth=_positive(r, "iodepth", d.iodepth),
+        ioengine=r.take("ioengine", d.ioengine, str, "an fio ioengine"),
+        size=r.take("size", d.size, str, 'a file size like "1G"'),
+        runtime=durations["runtime"],
+        ramp_time=durations["ramp_time"],
+        repeat=_positive(r, "repeat", d.repeat),
+    )
+    r.done()
+    return fio
+
+
+def _timeouts(path: Path, table: dict) -> Timeouts:
+    r = _Reader(path, table, "timeouts.")
+    values = {}
+    for f in dataclasses.fields(Timeouts):
+        raw = r.take(f.name, f.default, (int, float, str), 'a duration like 300, "90s", "15m" or "3h"')
+        values[f.name] = parse_duration(raw)
+        if values[f.name] is None:
+            r.fail(f.name, 'a duration like 300, "90s", "15m" or "3h"', raw)
+    r.done()
+    return Timeouts(**values)
+
+
+def _patch_spec(r: _Reader, key: str, text: Any, tree: Path, base: str) -> PatchSpec:
+    if not isinstance(text, str) or not text:
+        r.fail(key, 'a patch file, a directory of patches, an mbox, or "git:REF"', text)
+    if text.startswith("git:"):
+        ref = text[4:]
+        if not ref or resolve_rev(tree, ref) is None:
+            r.fail(key, f"a ref that exists in {tree}", text)
+        return PatchSpec(text=text, ref=ref)
+    p = _path(r.path.parent, text)
+    if not p.exists():
+        r.fail(key, "an existing patch file, directory or mbox", text)
+    if p.is_dir() and not patch_files(p):
+        r.fail(key, "a directory holding .patch, .diff or .mbox files", text)
+    return PatchSpec(text=text, path=p.resolve())
+
+
+def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ...]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(path, "variant", "expected at least one [[variant]] table")
+    seen = set()
+    out = []
+    for i, table in enumerate(items):
+        if not isinstance(table, dict):
+            raise ConfigError(path, f"variant[{i}]", "expected a [[variant]] table")
+        r = _Reader(path, table, f"variant[{i}].")
+        name = r.take("name", None, str, "a name")
+        if name is None:
+            r.fail("name", "a name (a slug: lower-case letters, digits, '.', '_', '-')")
+        if not SLUG.match(name):
+            r.fail("name", "a slug: lower-case letters, digits, '.', '_', '-'", name)
+        if name in seen:
+            r.fail("name", "a name no other variant has", name)
+        seen.add(name)
+        r.prefix = f"variant[{i}] ({name})."
+        raw = r.take("patches", [], list, 'a list of patch files, directories, mbox files or "git:REF"')
+        patches = tuple(_patch_spec(r, f"patches[{j}]", t, kernel.tree, kernel.base_commit)
+                        for j, t in enumerate(raw))
+        fragments = _fragments(r, "fragments", [])
+        r.done()
+        out.append(Variant(name=name, patches=patches, fragments=fragments))
+    return tuple(out)
+
+
+SECTIONS = ("kernel", "vm", "null_blk", "fio", "timeouts", "variant")
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file")
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot be read: {e.strerror}")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "", f"not valid TOML: {e}")
+    path = path.resolve()
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(path, key, f"unknown section (expected {', '.join(SECTIONS)})")
+    for key in SECTIONS[:-1]:
+        if not isinstance(data.get(key, {}), dict):
+            raise ConfigError(path, key, "expected a table")
+    kernel = _kernel(path, data.get("kernel", {}))
+    return Config(
+        path=path,
+        kernel=kernel,
+        vm=_vm(path, data.get("vm", {})),
+        null_blk=_null_blk(path, data.get("null_blk", {})),
+        fio=_fio(path, data.get("fio", {})),
+        timeouts=_timeouts(path, data.get("timeouts", {})),
+        variants=_variants(path, data.get("variant"), kernel),
+    )
+
+
+def select_variants(config: Config, names: list[str] | None) -> Config:
+    """Keep the variants named on the command line (--variant), in config order."""
+    if not names:
+        return config
+    known = {v.name for v in config.variants}
+    for n in names:
+        if n not in known:
+            raise ConfigError(config.path, "--variant", f"expected one of {', '.join(sorted(known))}, got {n!r}")
+    return dataclasses.replace(config, variants=tuple(v for v in config.variants if v.name in names))

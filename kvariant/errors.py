@@ -1,0 +1,51 @@
+"""Typed errors.  The CLI is the one place that turns them into a message
+and an exit code; a failing *variant* is data (a stage result), not one of
+these."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .proc import Result
+
+
+class KvariantError(Exception):
+    """Base class: an error the user sees as one line."""
+
+    exit_code = 1
+
+
+class ConfigError(KvariantError):
+    """The configuration file is wrong: names the file, the key, what was expected."""
+
+    def __init__(self, path, key: str, expected: str):
+        self.path, self.key, self.expected = path, key, expected
+        where = f"{path}: {key}" if key else f"{path}"
+        super().__init__(f"{where}: {expected}")
+
+
+class InfraError(KvariantError):
+    """Something the host lacks or cannot do (qemu missing, disk full...)."""
+
+    exit_code = 3
+
+
+class StageError(Exception):
+    """A stage of one variant failed; carries the detail for its testcase."""
+
+    def __init__(self, message: str, detail: str = "", reproduce: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.reproduce = reproduce
+
+
+class CommandFailed(StageError):
+    def __init__(self, what: str, result: "Result"):
+        if result.timed_out:
+            msg = f"{what}: timed out after {result.duration:.0f} s"
+        else:
+            msg = f"{what}: exit code {result.returncode}"
+        super().__init__(msg, detail=result.tail, reproduce=result.cmdline)
+        self.result = result

@@ -1,0 +1,147 @@
+"""The one way kvariant runs a host command.
+
+Argument lists only, no shell; stdin from /dev/null; an explicit cwd and a
+``LANG=C`` environment; always a timeout; a new session so that on timeout or
+interrupt the whole process group is killed; output streamed line by line to
+a log file, with a tail kept in memory for error messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from .errors import CommandFailed
+
+DEFAULT_TAIL = 60
+
+
+@dataclasses.dataclass
+class Result:
+    """What a finished command did; shared by host and guest commands."""
+
+    argv: list[str]
+    returncode: int | None  # None when it was killed at its deadline
+    duration: float
+    tail: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    @property
+    def cmdline(self) -> str:
+        return shlex.join(self.argv)
+
+    def check(self, what: str) -> "Result":
+        if not self.ok:
+            raise CommandFailed(what, self)
+        return self
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LANG"] = "C"
+    env["LC_ALL"] = "C"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # The leader is gone; children in the group may linger.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        return
+
+
+def run(
+    argv: Sequence[str | os.PathLike],
+    *,
+    cwd: str | os.PathLike,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    log: str | os.PathLike | None = None,
+    on_line: Callable[[str], None] | None = None,
+    tail_lines: int = DEFAULT_TAIL,
+) -> Result:
+    """Run *argv* to completion or until *timeout* seconds have passed.
+
+    Output (stdout and stderr merged) is appended to *log* when given, headed
+    by the command line that reproduces it.  Never raises for a non-zero exit:
+    the caller inspects :class:`Result` (or calls ``check``).  On
+    KeyboardInterrupt the process group is killed and the interrupt re-raised.
+    """
+    args = [os.fspath(a) for a in argv]
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    logf = None
+    if log is not None:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        logf = open(log, "a", encoding="utf-8", errors="replace")
+        logf.write(f"$ cd {shlex.quote(os.fspath(cwd))} && {shlex.join(args)}\n")
+        logf.flush()
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=base_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            tail.append(line)
+            if logf:
+                logf.write(line + "\n")
+            if on_line:
+                on_line(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_group(proc)
+    except BaseException:
+        kill_group(proc)
+        raise
+    finally:
+        reader.join(timeout=10)
+        if logf:
+            if timed_out:
+                logf.write(f"kvariant: killed after {timeout:.0f} s\n")
+            logf.close()
+    return Result(
+        argv=args,
+        returncode=None if timed_out else proc.returncode,
+        duration=time.monotonic() - start,
+        tail="\n".join(tail),
+        timed_out=timed_out,
+    )
