@@ -1,0 +1,97 @@
+"""JUnit XML per variant, with junit-xml.
+
+One testsuite for the stages (apply, build, boot, storage) and one per
+workload suite (``fio.xfs``, ...).  Figures are machine-readable twice: as
+``<property name="POINT.KEY">`` of their testsuite (the Jenkins schema allows
+properties on testsuites, not on testcases) and as ``KEY=value`` lines in the
+testcase's system-out.  Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from .model import Status, VariantResult
+
+DETAIL_CHARS = 20000
+
+
+def figure_lines(figures: dict) -> str:
+    return "".join(f"{k}={v}\n" for k, v in figures.items())
+
+
+def point_of(name: str) -> str:
+    """fio/xfs/randwrite-4k-nj1 -> randwrite-4k-nj1"""
+    return name.rsplit("/", 1)[-1]
+
+
+def testcase(variant: str, stage) -> TestCase:
+    out = []
+    if stage.figures:
+        out.append(figure_lines(stage.figures))
+    if stage.log:
+        out.append(f"log: {stage.log}\n")
+    if stage.reproduce:
+        out.append(f"reproduce: {stage.reproduce}\n")
+    tc = TestCase(stage.name, classname=f"kvariant.{variant}.{stage.suite}",
+                  elapsed_sec=round(stage.seconds, 3), stdout="".join(out) or None)
+    body = stage.detail[-DETAIL_CHARS:]
+    if stage.reproduce and stage.status in (Status.FAIL, Status.ERROR):
+        body = f"reproduce: {stage.reproduce}\n\n{body}"
+    if stage.status == Status.FAIL:
+        tc.add_failure_info(message=stage.message or "failed", output=body or None)
+    elif stage.status == Status.ERROR:
+        tc.add_error_info(message=stage.message or "error", output=body or None)
+    elif stage.status == Status.SKIP:
+        tc.add_skipped_info(message=stage.message or "skipped", output=body or None)
+    return tc
+
+
+def suites(result: VariantResult) -> list[TestSuite]:
+    by_suite: dict[str, list] = {}
+    for stage in result.stages:
+        by_suite.setdefault(stage.suite, []).append(stage)
+    out = []
+    for suite, stages in by_suite.items():
+        props = {}
+        for s in stages:
+            for k, v in s.figures.items():
+                props[f"{point_of(s.name)}.{k}"] = str(v)
+        if suite == "stages":
+            props.update({f"info.{k}": str(v) for k, v in result.info.items()
+                          if isinstance(v, (str, int, float))})
+        out.append(TestSuite(f"kvariant.{result.name}.{suite}",
+                             [testcase(result.name, s) for s in stages],
+                             properties=props or None))
+    return out
+
+
+def to_xml(result: VariantResult) -> str:
+    return to_xml_report_string(suites(result), prettyprint=True, encoding="utf-8")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write *text* to *path* through a temporary file and rename, so a
+    reader or a crash never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_junit(result: VariantResult, path: Path) -> None:
+    write_atomic(path, to_xml(result))

@@ -1,0 +1,128 @@
+"""What a run shows and leaves: one line per stage as it goes, summary.json
+(rewritten atomically after every stage), and the final table of variants x
+stages with the fio IOPS."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from .junit import write_atomic
+from .model import StageResult, Status, VariantResult
+
+if TYPE_CHECKING:
+    from .runner import Run
+
+STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.ERROR: "bold magenta",
+         Status.SKIP: "yellow"}
+
+
+class UI:
+    """Console output on stderr: a line per finished stage, and a spinner
+    with the running stage while stderr is a terminal."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.live = self.console.is_terminal
+        self._status = None
+
+    def begin(self, variant: str, stage: str) -> None:
+        if not self.live:
+            return
+        self._stop()
+        self._status = self.console.status(f"{variant}: {stage} ...")
+        self._status.start()
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def stage(self, variant: str, s: StageResult) -> None:
+        self._stop()
+        msg = f" {s.message}" if s.message else ""
+        self.console.print(f"{variant:<16} {s.name:<28} [{STYLE[s.status]}]{s.status.value.upper():<5}[/]"
+                           f" {s.seconds:7.1f} s{msg}", markup=True, soft_wrap=True)
+
+    def info(self, text: str) -> None:
+        self._stop()
+        self.console.print(text, markup=False, soft_wrap=True)
+
+
+def summary_dict(run: "Run", final: bool) -> dict:
+    return {
+        "run_id": run.run_id,
+        "config": str(run.config.path),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
+        "seconds": round(time.time() - run.started, 1),
+        "finished": final and not run.interrupted,
+        "interrupted": run.interrupted,
+        "accel": {"kvm": run.accel.kvm, "reason": run.accel.reason},
+        "status": overall(run.results).value if run.results else "pending",
+        "variants": [v.to_dict() for v in run.results],
+    }
+
+
+def overall(results: list[VariantResult]) -> Status:
+    if any(r.status != Status.PASS for r in results):
+        return Status.FAIL
+    return Status.PASS
+
+
+def write_summary(run: "Run", final: bool) -> None:
+    write_atomic(run.run_dir / "summary.json", json.dumps(summary_dict(run, final), indent=2) + "\n")
+
+
+def stage_table(results: list[VariantResult], stages: tuple[str, ...]) -> Table:
+    table = Table(title="stages", show_lines=False)
+    table.add_column("variant")
+    for s in stages:
+        table.add_column(s)
+    table.add_column("fio")
+    for r in results:
+        cells = []
+        for s in stages:
+            st = r.stage(s)
+            cells.append("-" if st is None else
+                         f"[{STYLE[st.status]}]{st.status.value}[/] {st.seconds:.0f}s")
+        fio = [x for x in r.stages if x.suite.startswith("fio")]
+        bad = sum(1 for x in fio if not x.status.ok)
+        cells.append(f"{len(fio) - bad}/{len(fio)} ok" if fio else "-")
+        table.add_row(r.name, *cells)
+    return table
+
+
+def fio_table(results: list[VariantResult]) -> Table | None:
+    points: dict[str, dict[str, StageResult]] = {}
+    for r in results:
+        for s in r.stages:
+            if s.suite.startswith("fio") and s.figures:
+                points.setdefault(s.name, {})[r.name] = s
+    if not points:
+        return None
+    names = [r.name for r in results]
+    table = Table(title="fio IOPS (median of repeats)")
+    table.add_column("point")
+    for n in names:
+        table.add_column(n, justify="right")
+    for point, by_variant in points.items():
+        row = []
+        for n in names:
+            s = by_variant.get(n)
+            row.append(f"{s.figures['iops']:,.0f}" if s else "-")
+        table.add_row(point, *row)
+    return table
+
+
+def print_summary(ui: UI, run: "Run", stages: tuple[str, ...]) -> None:
+    ui.console.print(stage_table(run.results, stages))
+    t = fio_table(run.results)
+    if t is not None:
+        ui.console.print(t)
+    if run.interrupted:
+        ui.console.print("[bold magenta]interrupted[/]: the results above are what finished")

@@ -1,0 +1,309 @@
+"""One run: every variant through apply -> build -> boot -> storage -> fio.
+
+A stage that fails is recorded (Status.FAIL/ERROR with its detail) and the
+stages after it are SKIP with the reason; the next variant goes on.  JUnit
+and summary.json are rewritten atomically after every stage, so a run that
+is killed keeps what it had.  The VM is torn down on every path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import report
+from .build import build_kernel
+from .config import Config, Variant
+from .errors import InfraError, StageError
+from .junit import write_junit
+from .model import StageResult, Status, VariantResult
+from .tree import Mirror, apply_series, patch_files, series_from_ref
+from .vm import VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
+from .workloads import fio, storage
+
+log = logging.getLogger(__name__)
+
+STAGES = ("apply", "build", "boot", "storage")
+STAGE_LOGS = {"apply": "apply.log", "build": "build.log", "boot": "console.log", "storage": "guest.log"}
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM reached the run."""
+
+
+@dataclasses.dataclass
+class Accel:
+    kvm: bool
+    probe: bool  # try KVM first, fall back to TCG when the boot does not reach SSH
+    reason: str
+
+    @classmethod
+    def choose(cls, wanted: str) -> "Accel":
+        if wanted == "tcg":
+            return cls(False, False, "accel = tcg in the config")
+        if wanted == "kvm":
+            return cls(True, False, "accel = kvm in the config")
+        verdict = remembered_kvm_verdict()
+        if verdict:
+            return cls(verdict == "kvm", False, f"{verdict} (probed earlier since this host booted)")
+        ok, why = kvm_candidate()
+        if not ok:
+            return cls(False, False, f"tcg: {why}")
+        return cls(True, True, "kvm, to be confirmed by a boot that reaches SSH")
+
+
+class Run:
+    def __init__(self, config: Config, run_dir: Path, run_id: str, ui: "report.UI"):
+        self.config = config
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.ui = ui
+        self.mirror = Mirror(config.kernel.tree)
+        self.accel = Accel.choose(config.vm.accel)
+        self.results: list[VariantResult] = []
+        self.started = time.time()
+        self.interrupted = False
+
+    def execute(self) -> list[VariantResult]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.save()
+        try:
+            for variant in self.config.variants:
+                result = VariantResult(variant.name)
+                self.results.append(result)
+                VariantRun(self, variant, result).run()
+        except Interrupted:
+            self.interrupted = True
+        finally:
+            self.save(final=True)
+        return self.results
+
+    def save(self, final: bool = False) -> None:
+        report.write_summary(self, final=final)
+
+
+class VariantRun:
+    def __init__(self, run: Run, variant: Variant, result: VariantResult):
+        self.run = run
+        self.config = run.config
+        self.variant = variant
+        self.result = result
+        self.dir = run.run_dir / variant.name
+        self.commit = self.config.kernel.base_commit
+        self.kernel_image: Path | None = None
+        self.vm: VM | None = None
+
+    # -- bookkeeping ----------------------------------------------------
+    def record(self, stage: StageResult) -> StageResult:
+        self.result.stages.append(stage)
+        self.run.ui.stage(self.variant.name, stage)
+        write_junit(self.result, self.dir / "junit.xml")
+        self.run.save()
+        return stage
+
+    def step(self, name: str, fn: Callable[[], str | None], log_name: str = "") -> bool:
+        """Run stage *fn*; its return value is the stage's message.  True
+        when it passed."""
+        self.run.ui.begin(self.variant.name, name)
+        start = time.monotonic()
+        stage = StageResult(name, Status.PASS, log=log_name)
+        try:
+            stage.message = fn() or ""
+        except StageError as e:
+            stage.status = Status.FAIL
+            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
+        except (KeyboardInterrupt, Interrupted):
+            stage.status, stage.message = Status.ERROR, "interrupted"
+            stage.seconds = time.monotonic() - start
+            self.record(stage)
+            raise Interrupted()
+        except InfraError as e:
+            stage.status, stage.message = Status.ERROR, str(e)
+        except Exception as e:  # a bug of ours: keep it in the result, go on
+            log.exception("stage %s of %s", name, self.variant.name)
+            stage.status, stage.message = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
+        stage.seconds = time.monotonic() - start
+        self.record(stage)
+        return stage.status == Status.PASS
+
+    def skip_rest(self, names: list[str], why: str) -> None:
+        for name in names:
+            self.record(StageResult(name, Status.SKIP, message=why))
+
+    # -- the variant ----------------------------------------------------
+    def run(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.result.info["base"] = self.config.kernel.base
+        self.result.info["base_commit"] = self.config.kernel.base_commit
+        try:
+            for i, name in enumerate(STAGES):
+                if not self.step(name, getattr(self, name), STAGE_LOGS[name]):
+                    self.skip_rest(list(STAGES[i + 1:]) + self.fio_names(), f"skipped: {name} failed")
+                    return
+            self.run_fio()
+        finally:
+            self.teardown()
+
+    def fio_names(self) -> list[str]:
+        return [f"fio/{t}/{fio.point_name(self.config.fio, n)}"
+                for t in self.config.fio.targets for n in self.config.fio.numjobs]
+
+    def apply(self) -> str:
+        files: list[Path] = []
+        for spec in self.variant.patches:
+            if spec.ref:
+                files.append(series_from_ref(self.config.kernel.tree, self.config.kernel.base_commit,
+                                             spec.ref, self.dir))
+            else:
+                files += patch_files(spec.path)
+        self.run.mirror.fetch(self.config.kernel.base_commit)
+        applied = apply_series(self.run.mirror, self.config.kernel.base_commit, files,
+                               identity=f"{self.run.run_id}/{self.variant.name}")
+        (self.dir / "apply.log").write_text("".join(
+            f"{p.commit} {p.patch_id} {p.subject}  [{p.source}]\n" for p in applied) or "no patches\n")
+        if applied:
+            self.commit = applied[-1].commit
+        self.result.info["commit"] = self.commit
+        self.result.info["patches"] = [dataclasses.asdict(p) for p in applied]
+        return f"{len(applied)} patch(es) on {self.config.kernel.base}"
+
+    def build(self) -> str:
+        fragments = list(self.config.kernel.fragments) + list(self.variant.fragments)
+        res = build_kernel(self.run.mirror, self.commit, fragments, self.dir / "build.log",
+                           jobs=self.config.kernel.jobs or None, timeout=self.config.timeouts.build)
+        self.kernel_image = res.kernel_dir / "bzImage"
+        self.result.info.update(kernel_release=res.release, kernel_dir=str(res.kernel_dir),
+                                build_dir=str(res.build_dir), build_seconds=round(res.seconds, 1),
+                                build_reused=res.reused)
+        how = "reused (same commit and config)" if res.reused else (
+            "configured and built" if res.configured else "incremental build")
+        return f"{res.release}: {how} in {res.seconds:.0f} s"
+
+    def boot(self) -> str:
+        accel = self.run.accel
+        vm_cfg, t = self.config.vm, self.config.timeouts
+        name = f"kv-{self.run.run_id}-{self.variant.name}"[:60]
+
+        def make(kvm: bool, deadline: float) -> VM:
+            return VM(self.kernel_image, name=name, cpus=vm_cfg.cpus, memory=vm_cfg.memory,
+                      console=self.dir / "console.log", kvm=kvm, boot_timeout=deadline,
+                      command_timeout=t.command)
+
+        note = ""
+        if accel.kvm and accel.probe:
+            self.vm = make(True, t.kvm_probe)
+            try:
+                self.vm.boot()
+                remember_kvm_verdict("kvm")
+                self.run.accel = Accel(True, False, "kvm (a boot reached SSH)")
+            except StageError as e:
+                self.vm.stop()
+                remember_kvm_verdict("tcg")
+                self.run.accel = Accel(False, False, f"tcg: a KVM boot did not reach SSH in {t.kvm_probe:.0f} s")
+                note = f"KVM boot failed ({e.message}); fell back to TCG. "
+        if self.vm is None or self.vm.guest is None:
+            self.vm = make(self.run.accel.kvm, t.boot)
+            self.vm.boot()
+        self.result.info["accel"] = "kvm" if self.run.accel.kvm else "tcg"
+        self.result.info["accel_reason"] = self.run.accel.reason
+        uname = self.vm.guest.run("uname -r", timeout=30).tail.strip().splitlines()
+        return f"{note}{self.result.info['accel']}, {vm_cfg.cpus} vCPUs, {vm_cfg.memory}: {uname[-1] if uname else '?'}"
+
+    def storage(self) -> str:
+        g = self.vm.guest
+        script = storage.setup_script(self.config.null_blk, self.config.vm.cpus)
+        res = g.run(f"mkdir -p /tmp/kvariant && sh -c {shell_quote(script)}",
+                    timeout=120, log=self.dir / "guest.log")
+        res.check("null_blk + mkfs.xfs + mount")
+        return " ".join(res.tail.split()[-6:])
+
+    def run_fio(self) -> None:
+        cfg = self.config.fio
+        t = self.config.timeouts
+        timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
+        for target in cfg.targets:
+            names = [f"fio/{target}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
+            directory = self.setup_target(target)
+            if directory is None:
+                continue
+            try:
+                fio.prefill(self.vm.guest, directory, cfg, timeout=600)
+            except StageError as e:
+                for name in names:
+                    self.record(StageResult(name, Status.FAIL, message=f"prefill failed: {e.message}",
+                                            detail=e.detail, reproduce=e.reproduce, suite=f"fio.{target}"))
+                continue
+            for n, name in zip(cfg.numjobs, names):
+                self.fio_point(target, name, directory, n, timeout)
+
+    def setup_target(self, target: str) -> str | None:
+        if target == "xfs":
+            return storage.XFS_MOUNT
+        self.record(StageResult(f"fio/{target}", Status.SKIP, suite=f"fio.{target}",
+                                message=f"target {target} is not available yet"))
+        return None
+
+    def fio_point(self, target: str, name: str, directory: str, numjobs: int, timeout: float) -> None:
+        cfg = self.config.fio
+        self.run.ui.begin(self.variant.name, name)
+        stage = StageResult(name, Status.PASS, suite=f"fio.{target}", log=f"fio/{target}/")
+        start = time.monotonic()
+        runs = []
+        try:
+            for rep in range(1, cfg.repeat + 1):
+                runs.append(fio.run_point(self.vm.guest, directory, cfg, numjobs, rep,
+                                          self.dir / "fio" / target, timeout))
+        except StageError as e:
+            stage.status = Status.FAIL
+            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
+        except KeyboardInterrupt:
+            stage.status, stage.message = Status.ERROR, "interrupted"
+            stage.seconds = time.monotonic() - start
+            self.record(stage)
+            raise Interrupted()
+        stage.seconds = time.monotonic() - start
+        if runs:
+            stage.figures = summarize_runs(runs)
+            if numjobs > self.config.vm.cpus:
+                stage.figures["note"] = f"numjobs {numjobs} > {self.config.vm.cpus} vCPUs"
+            if stage.status == Status.PASS:
+                stage.message = f"{stage.figures['iops']:.0f} IOPS"
+        self.record(stage)
+
+    def teardown(self) -> None:
+        if self.vm is None:
+            return
+        if self.vm.guest is not None:
+            try:
+                self.vm.guest.run("dmesg > /tmp/kvariant-dmesg.txt", timeout=30)
+                self.vm.guest.get("/tmp/kvariant-dmesg.txt", self.dir / "dmesg.txt", missing_ok=True)
+            except StageError:
+                pass
+        self.vm.stop()
+
+
+def summarize_runs(runs: list) -> dict:
+    """Figures of a point over its repeats: the median and the spread."""
+    iops = [r.iops for r in runs]
+    first = runs[0].to_properties()
+    figures = {
+        "iops": round(statistics.median(iops), 1),
+        "iops_min": round(min(iops), 1),
+        "iops_max": round(max(iops), 1),
+        "repeats": len(runs),
+        "iops_runs": ",".join(f"{v:.0f}" for v in iops),
+        "bw_kib": round(statistics.median(r.bw_kib for r in runs), 1),
+        "clat_p99_us": round(statistics.median(r.p99_us for r in runs), 1),
+        "numjobs": first["numjobs"],
+        "fio_version": first["fio_version"],
+    }
+    return figures
+
+
+def shell_quote(text: str) -> str:
+    import shlex
+    return shlex.quote(text)

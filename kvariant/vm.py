@@ -1,0 +1,220 @@
+"""virtme-ng guests: argv, accelerator choice, boot with a deadline, console
+capture, teardown that leaves no qemu behind.
+
+vng runs in a session of its own; qemu is a grandchild in that process group,
+so killing the group ends it.  The guest runs a loop that waits for a stop
+file; we drive it over SSH (``--ssh PORT --ssh-tcp``) and stop it by touching
+the file, then by killing the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import InfraError, StageError
+from .guest import Guest, ssh_key
+from .paths import cache_dir
+from .proc import base_env
+
+log = logging.getLogger(__name__)
+
+STOP_FILE = "/run/kvariant-stop"
+HOLD_LOOP = f"while [ ! -e {STOP_FILE} ]; do sleep 1; done"
+CONSOLE_TAIL = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vng_argv(kernel_image: Path, *, name: str, cpus: int, memory: str, port: int,
+             kvm: bool, append: tuple[str, ...] = ()) -> list[str]:
+    argv = [
+        "vng", "--run", str(kernel_image), "--name", name,
+        "--cpus", str(cpus), "--memory", memory,
+        "--ssh", str(port), "--ssh-tcp", "--force-9p", "--verbose",
+    ]
+    if not kvm:
+        argv.append("--disable-kvm")
+    for a in append:
+        argv += ["--append", a]
+    return argv + ["--exec", HOLD_LOOP]
+
+
+def cpu_has_virt(cpuinfo: str) -> bool:
+    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", cpuinfo, re.M))
+
+
+def kvm_candidate() -> tuple[bool, str]:
+    """Whether KVM is worth trying, and why (not)."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is missing or not accessible"
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False, "/proc/cpuinfo unreadable"
+    if not cpu_has_virt(info):
+        return False, "the CPU has no vmx/svm flag (nested or paravirtual /dev/kvm)"
+    return True, "vmx/svm present"
+
+
+def _verdict_file() -> Path:
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = "unknown"
+    return cache_dir() / "accel" / f"kvm-{boot_id}"
+
+
+def remembered_kvm_verdict() -> str | None:
+    f = _verdict_file()
+    return f.read_text().strip() if f.exists() else None
+
+
+def remember_kvm_verdict(verdict: str) -> None:
+    f = _verdict_file()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(verdict + "\n")
+
+
+def tool_env() -> dict[str, str]:
+    """vng calls its sibling scripts by name: our interpreter's bin/ first."""
+    bindir = str(Path(sys.executable).parent)
+    return base_env({"PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
+
+
+def console_tail(path: Path, lines: int = CONSOLE_TAIL) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class VM:
+    """One guest.  Use as a context manager: the guest is always torn down."""
+
+    def __init__(self, kernel_image: Path, *, name: str, cpus: int, memory: str,
+                 console: Path, kvm: bool, boot_timeout: float, command_timeout: float):
+        self.kernel_image = kernel_image
+        self.name = name
+        self.cpus, self.memory, self.kvm = cpus, memory, kvm
+        self.console = console
+        self.boot_timeout = boot_timeout
+        self.command_timeout = command_timeout
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.guest: Guest | None = None
+        self.argv: list[str] = []
+
+    # -- lifecycle ------------------------------------------------------
+    def start(self) -> None:
+        self.port = free_port()
+        self.argv = vng_argv(self.kernel_image, name=self.name, cpus=self.cpus,
+                             memory=self.memory, port=self.port, kvm=self.kvm)
+        self.console.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.console, "ab")
+        out.write(f"$ {' '.join(self.argv)}\n".encode())
+        out.flush()
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, env=tool_env(),
+                                         cwd=self.console.parent, start_new_session=True)
+        except FileNotFoundError:
+            raise InfraError("vng not found: run ./setup.sh (virtme-ng is installed in the project's virtualenv)")
+        finally:
+            out.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def boot(self) -> Guest:
+        """Start the guest and wait until SSH answers; raise StageError with
+        the console's last screen when it does not."""
+        self.start()
+        deadline = time.monotonic() + self.boot_timeout
+        try:
+            self.guest = Guest.connect(self.port, key=ssh_key(), deadline=deadline,
+                                       alive=self.alive, default_timeout=self.command_timeout)
+        except StageError as e:
+            why = e.message
+            if not self.alive():
+                why = f"the guest exited (code {self.proc.returncode}) before SSH answered"
+            self.stop()
+            panic = panic_line(self.console.read_text(errors="replace") if self.console.exists() else "")
+            raise StageError(why + (f": {panic}" if panic else ""),
+                             detail=console_tail(self.console),
+                             reproduce=" ".join(self.argv)) from None
+        return self.guest
+
+    def stop(self) -> None:
+        """Ask the guest to stop, then kill the process group; idempotent."""
+        if self.guest is not None:
+            self.guest.run_quiet(f"touch {STOP_FILE}; sync", timeout=10)
+            self.guest.close()
+            self.guest = None
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                continue
+        # A qemu that escaped the group (it should not) is found by its -name.
+        kill_leftover_qemu(self.name)
+        self.proc = None
+
+    def __enter__(self) -> "VM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def qemu_pids(name: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and name.encode() in b" ".join(argv):
+            pids.append(int(d.name))
+    return pids
+
+
+def kill_leftover_qemu(name: str) -> None:
+    for pid in qemu_pids(name):
+        log.warning("killing leftover qemu %d of %s", pid, name)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+PANIC_RE = re.compile(r"(Kernel panic - not syncing.*|BUG: .*|Oops: .*)")
+
+
+def panic_line(console: str) -> str:
+    m = PANIC_RE.search(console)
+    return m.group(1).strip() if m else ""
