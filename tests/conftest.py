@@ -1,0 +1,57 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parent.parent
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.org",
+    "GIT_COMMITTER_NAME": "Test Author", "GIT_COMMITTER_EMAIL": "author@example.org",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
+    "HOME": "/nonexistent", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=GIT_ENV).stdout.strip()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private KVARIANT_CACHE, so tests never touch the real one."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("KVARIANT_CACHE", str(d))
+    return d
+
+
+@pytest.fixture
+def small_tree(tmp_path):
+    """A tiny 'kernel' git repository tagged v1, with a branch 'topic' of two
+    commits on top, checked out on master with an uncommitted change."""
+    repo = tmp_path / "linux"
+    (repo / "fs" / "fuse").mkdir(parents=True)
+    (repo / "fs" / "fuse" / "file.c").write_text("".join(f"line {i}\n" for i in range(1, 41)))
+    (repo / "Makefile").write_text("all:\n\ttrue\n")
+    git(repo.parent, "init", "-q", "-b", "master", str(repo))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "tag", "v1")
+    git(repo, "checkout", "-q", "-b", "topic")
+    for n in (1, 2):
+        f = repo / "fs" / "fuse" / "file.c"
+        f.write_text(f.read_text().replace(f"line {n * 10}\n", f"line {n * 10} changed on topic\n"))
+        git(repo, "commit", "-q", "-am", f"fuse: topic change {n}")
+    git(repo, "checkout", "-q", "master")
+    (repo / "Makefile").write_text("all:\n\ttrue # user's uncommitted edit\n")
+    return repo
+
+
+def tree_state(repo: Path) -> tuple:
+    """Everything of the user's tree we promise not to change."""
+    return (git(repo, "rev-parse", "HEAD"), git(repo, "symbolic-ref", "HEAD"),
+            git(repo, "status", "--porcelain"), git(repo, "for-each-ref"),
+            git(repo, "worktree", "list", "--porcelain"),
+            (repo / ".git" / "index").read_bytes())

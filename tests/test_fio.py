@@ -1,0 +1,54 @@
+"""fio argv builders and the JSON parser, on real fio 3.33 output."""
+import pytest
+
+from conftest import FIXTURES
+from kvariant.config import FioConfig
+from kvariant.runner import summarize_runs
+from kvariant.workloads import fio, storage
+from kvariant.config import NullBlkConfig
+
+
+def test_parse_real_outputs():
+    nj1 = fio.parse_fio_json((FIXTURES / "fio" / "xfs-randwrite-nj1.json").read_text())
+    assert nj1.version == "fio-3.33" and nj1.error == 0 and nj1.numjobs == 1
+    assert nj1.iops == pytest.approx(41155.6, abs=0.1)
+    assert nj1.bw_kib == 164654
+    assert nj1.p99_us == pytest.approx(2899.968)
+    nj2 = fio.parse_fio_json((FIXTURES / "fio" / "xfs-randwrite-nj2.json").read_text())
+    assert nj2.numjobs == 2 and nj2.iops == pytest.approx(35370.3, abs=0.1)
+    pre = fio.parse_fio_json((FIXTURES / "fio" / "prefill.json").read_text())
+    assert pre.jobname == "prefill" and pre.bw_kib == 544997
+
+
+def test_parse_skips_warnings_before_json():
+    text = "fio: some warning\n" + (FIXTURES / "fio" / "xfs-randwrite-nj1.json").read_text()
+    assert fio.parse_fio_json(text).iops > 0
+    with pytest.raises(ValueError):
+        fio.parse_fio_json("fio: file:filesetup.c: No such file\n")
+
+
+def test_job_shares_one_prefilled_file():
+    cfg = FioConfig(numjobs=(1, 2), runtime=8, ramp_time=2)
+    argv = fio.job_argv("/x/fio.dat", cfg, 2)
+    for opt in ("--filename=/x/fio.dat", "--overwrite=1", "--rw=randwrite", "--bs=4k", "--direct=1",
+                "--ioengine=libaio", "--iodepth=64", "--numjobs=2", "--group_reporting",
+                "--time_based", "--runtime=8", "--ramp_time=2", "--output-format=json"):
+        assert opt in argv
+    assert fio.point_name(cfg, 2) == "randwrite-4k-nj2"
+    pre = fio.prefill_argv("/x/fio.dat", cfg)
+    assert "--rw=write" in pre and "--bs=1M" in pre and "--filename=/x/fio.dat" in pre
+
+
+def test_summary_of_repeats_is_median_and_spread():
+    runs = [fio.parse_fio_json((FIXTURES / "fio" / f).read_text())
+            for f in ("xfs-randwrite-nj1.json", "xfs-randwrite-nj2.json", "xfs-randwrite-nj1.json")]
+    s = summarize_runs(runs)
+    assert s["iops"] == pytest.approx(41155.6, abs=0.1)
+    assert s["iops_min"] == pytest.approx(35370.3, abs=0.1) and s["repeats"] == 3
+
+
+def test_null_blk_script():
+    script = storage.setup_script(NullBlkConfig(gb=4, bs=4096), cpus=2)
+    assert "modprobe null_blk nr_devices=1 gb=4 bs=4096 memory_backed=1" in script
+    assert "echo none > /sys/block/nullb0/queue/scheduler" in script
+    assert "mkfs.xfs -f -q /dev/nullb0" in script and script.startswith("set -e")

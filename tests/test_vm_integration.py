@@ -1,0 +1,72 @@
+"""A real guest: the default kernel (built or reused from the cache) booted
+with virtme-ng, driven over SSH with fabric: null_blk, mkfs.xfs, a short fio
+job, teardown, and no qemu left behind."""
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT
+from kvariant import config
+from kvariant.build import build_kernel
+from kvariant.config import FioConfig, NullBlkConfig
+from kvariant.errors import StageError
+from kvariant.runner import Accel
+from kvariant.tree import Mirror
+from kvariant.vm import VM, qemu_pids
+from kvariant.workloads import fio, storage
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="session")
+def default_kernel(tmp_path_factory):
+    """The default config's base kernel: a cold build on a new machine (about
+    14 minutes on 2 cores), then reused from ~/.cache/kvariant."""
+    cfg = config.load(PROJECT / "pipeline.toml")
+    mirror = Mirror(cfg.kernel.tree)
+    mirror.fetch(cfg.kernel.base_commit)
+    log = tmp_path_factory.mktemp("build") / "build.log"
+    return build_kernel(mirror, cfg.kernel.base_commit, list(cfg.kernel.fragments), log)
+
+
+def test_boot_storage_fio_teardown(default_kernel, tmp_path):
+    accel = Accel.choose("auto")
+    name = f"kv-test-{int(time.time())}"
+    vm = VM(default_kernel.kernel_dir / "bzImage", name=name, cpus=2, memory="2G",
+            console=tmp_path / "console.log", kvm=accel.kvm and not accel.probe,
+            boot_timeout=300, command_timeout=120)
+    with vm:
+        guest = vm.boot()
+        assert qemu_pids(name), "qemu should be running while the guest is up"
+        assert guest.run("uname -r").tail.strip().endswith(default_kernel.release)
+        res = guest.run("sh -c " + shlex.quote(storage.setup_script(NullBlkConfig(gb=1), cpus=2)),
+                        timeout=120)
+        assert res.ok, res.tail
+        assert "/dev/nullb0 xfs" in res.tail and "[none]" in res.tail
+        cfg = FioConfig(size="64M", runtime=3, ramp_time=1, numjobs=(2,))
+        fio.prefill(guest, storage.XFS_MOUNT, cfg, timeout=120)
+        figures = fio.run_point(guest, storage.XFS_MOUNT, cfg, 2, 1, tmp_path / "fio", timeout=120)
+        assert figures.error == 0 and figures.numjobs == 2 and figures.iops > 1000
+        assert (tmp_path / "fio" / "randwrite-4k-nj2.json").exists()
+        # a guest command past its deadline comes back as timed out, not hung
+        slow = guest.run("sleep 30", timeout=2)
+        assert slow.timed_out and not slow.ok
+    assert qemu_pids(name) == []
+    assert "Linux version" in (tmp_path / "console.log").read_text()
+
+
+def test_boot_failure_is_reported_with_console(tmp_path):
+    """A kernel image that cannot boot: the VM is torn down at the deadline and
+    the error carries the console."""
+    bogus = tmp_path / "k" / "bzImage"
+    bogus.parent.mkdir()
+    bogus.write_bytes(b"\0" * 4096)
+    name = f"kv-test-bad-{int(time.time())}"
+    vm = VM(bogus, name=name, cpus=1, memory="512M", console=tmp_path / "console.log",
+            kvm=False, boot_timeout=30, command_timeout=10)
+    with vm, pytest.raises(StageError) as e:
+        vm.boot()
+    assert qemu_pids(name) == []
+    assert e.value.reproduce.startswith("vng --run")
