@@ -74,6 +74,14 @@ class FioConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FuseConfig:
+    """The open policy of our FUSE server for the fuse targets."""
+    parallel_direct_writes: bool = True
+    direct_io: bool = False
+    threads: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
 class Timeouts:
     build: float = 3 * 3600.0
     boot: float = 300.0  # until SSH answers
@@ -89,6 +97,7 @@ class Config:
     vm: VmConfig
     null_blk: NullBlkConfig
     fio: FioConfig
+    fuse: FuseConfig
     timeouts: Timeouts
     variants: tuple[Variant, ...]
 
@@ -228,6 +237,18 @@ def _fio(path: Path, table: dict) -> FioConfig:
     return fio
 
 
+def _fuse(path: Path, table: dict) -> FuseConfig:
+    r = _Reader(path, table, "fuse.")
+    d = FuseConfig()
+    fuse = FuseConfig(
+        parallel_direct_writes=r.take("parallel_direct_writes", d.parallel_direct_writes, bool, "true or false"),
+        direct_io=r.take("direct_io", d.direct_io, bool, "true or false"),
+        threads=_positive(r, "threads", d.threads),
+    )
+    r.done()
+    return fuse
+
+
 def _timeouts(path: Path, table: dict) -> Timeouts:
     r = _Reader(path, table, "timeouts.")
     values = {}
@@ -283,7 +304,7 @@ def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ..
     return tuple(out)
 
 
-SECTIONS = ("kernel", "vm", "null_blk", "fio", "timeouts", "variant")
+SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "variant")
 
 
 def load(path: Path | str) -> Config:
@@ -312,6 +333,7 @@ def load(path: Path | str) -> Config:
         vm=_vm(path, data.get("vm", {})),
         null_blk=_null_blk(path, data.get("null_blk", {})),
         fio=_fio(path, data.get("fio", {})),
+        fuse=_fuse(path, data.get("fuse", {})),
         timeouts=_timeouts(path, data.get("timeouts", {})),
         variants=_variants(path, data.get("variant"), kernel),
     )

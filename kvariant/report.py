@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from .compare import fio_markdown
 from .junit import write_atomic
 from .model import StageResult, Status, VariantResult
 
@@ -76,6 +77,15 @@ def overall(results: list[VariantResult]) -> Status:
 
 def write_summary(run: "Run", final: bool) -> None:
     write_atomic(run.run_dir / "summary.json", json.dumps(summary_dict(run, final), indent=2) + "\n")
+    table = fio_markdown_of(run)
+    if table:
+        write_atomic(run.run_dir / "fio.md", table)
+
+
+def fio_markdown_of(run: "Run") -> str:
+    c = run.config
+    return fio_markdown(run.results, fio_cfg=c.fio, vm_cfg=c.vm, null_blk=c.null_blk, fuse_cfg=c.fuse,
+                        accel="KVM" if run.accel.kvm else "TCG", base=c.kernel.base)
 
 
 def stage_table(results: list[VariantResult], stages: tuple[str, ...]) -> Table:
@@ -97,32 +107,10 @@ def stage_table(results: list[VariantResult], stages: tuple[str, ...]) -> Table:
     return table
 
 
-def fio_table(results: list[VariantResult]) -> Table | None:
-    points: dict[str, dict[str, StageResult]] = {}
-    for r in results:
-        for s in r.stages:
-            if s.suite.startswith("fio") and s.figures:
-                points.setdefault(s.name, {})[r.name] = s
-    if not points:
-        return None
-    names = [r.name for r in results]
-    table = Table(title="fio IOPS (median of repeats)")
-    table.add_column("point")
-    for n in names:
-        table.add_column(n, justify="right")
-    for point, by_variant in points.items():
-        row = []
-        for n in names:
-            s = by_variant.get(n)
-            row.append(f"{s.figures['iops']:,.0f}" if s else "-")
-        table.add_row(point, *row)
-    return table
-
-
 def print_summary(ui: UI, run: "Run", stages: tuple[str, ...]) -> None:
     ui.console.print(stage_table(run.results, stages))
-    t = fio_table(run.results)
-    if t is not None:
-        ui.console.print(t)
+    table = fio_markdown_of(run)
+    if table:
+        ui.info(table)
     if run.interrupted:
         ui.console.print("[bold magenta]interrupted[/]: the results above are what finished")

@@ -24,6 +24,7 @@ from .model import StageResult, Status, VariantResult
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .vm import VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
+from .workloads.targets import make_target
 
 log = logging.getLogger(__name__)
 
@@ -223,40 +224,40 @@ class VariantRun:
 
     def run_fio(self) -> None:
         cfg = self.config.fio
-        t = self.config.timeouts
-        timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
-        for target in cfg.targets:
-            names = [f"fio/{target}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
-            directory = self.setup_target(target)
-            if directory is None:
-                continue
+        for name in cfg.targets:
+            target = make_target(name, self.config.fuse)
+            points = [f"fio/{name}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
+            log_file = self.dir / "guest.log"
             try:
+                directory = target.start(self.vm.guest, log_file)
                 fio.prefill(self.vm.guest, directory, cfg, timeout=600)
             except StageError as e:
-                for name in names:
-                    self.record(StageResult(name, Status.FAIL, message=f"prefill failed: {e.message}",
-                                            detail=e.detail, reproduce=e.reproduce, suite=f"fio.{target}"))
+                for point in points:
+                    self.record(StageResult(point, Status.FAIL, message=f"{name}: {e.message}",
+                                            detail=e.detail, reproduce=e.reproduce, suite=f"fio.{name}"))
                 continue
-            for n, name in zip(cfg.numjobs, names):
-                self.fio_point(target, name, directory, n, timeout)
+            try:
+                for n, point in zip(cfg.numjobs, points):
+                    self.fio_point(target, point, directory, n)
+            finally:
+                target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
 
-    def setup_target(self, target: str) -> str | None:
-        if target == "xfs":
-            return storage.XFS_MOUNT
-        self.record(StageResult(f"fio/{target}", Status.SKIP, suite=f"fio.{target}",
-                                message=f"target {target} is not available yet"))
-        return None
-
-    def fio_point(self, target: str, name: str, directory: str, numjobs: int, timeout: float) -> None:
-        cfg = self.config.fio
+    def fio_point(self, target, name: str, directory: str, numjobs: int) -> None:
+        cfg, t = self.config.fio, self.config.timeouts
+        timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
         self.run.ui.begin(self.variant.name, name)
-        stage = StageResult(name, Status.PASS, suite=f"fio.{target}", log=f"fio/{target}/")
+        stage = StageResult(name, Status.PASS, suite=f"fio.{target.name}", log=f"fio/{target.name}/")
         start = time.monotonic()
         runs = []
+        counters = {}
         try:
+            before = target.counters(self.vm.guest)
             for rep in range(1, cfg.repeat + 1):
                 runs.append(fio.run_point(self.vm.guest, directory, cfg, numjobs, rep,
-                                          self.dir / "fio" / target, timeout))
+                                          self.dir / "fio" / target.name, timeout))
+            counters, why = target.check(before, target.counters(self.vm.guest))
+            if why:
+                stage.status, stage.message = Status.FAIL, why
         except StageError as e:
             stage.status = Status.FAIL
             stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
@@ -268,6 +269,8 @@ class VariantRun:
         stage.seconds = time.monotonic() - start
         if runs:
             stage.figures = summarize_runs(runs)
+            stage.figures.update(counters)
+            stage.figures.update({f"policy_{k}": v for k, v in target.policy().items()})
             if numjobs > self.config.vm.cpus:
                 stage.figures["note"] = f"numjobs {numjobs} > {self.config.vm.cpus} vCPUs"
             if stage.status == Status.PASS:

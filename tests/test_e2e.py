@@ -2,6 +2,7 @@
 with short fio runs: JUnit per variant, the second build incremental, the
 user's tree unchanged, no qemu left."""
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -19,8 +20,9 @@ def test_default_pipeline(tmp_path):
     cfg = config.load(PROJECT / "pipeline.toml")
     text = (PROJECT / "pipeline.toml").read_text()
     text = text.replace('"vmconfigs/', f'"{PROJECT}/vmconfigs/').replace('"patches/', f'"{PROJECT}/patches/')
-    text = text.replace("runtime = 8", "runtime = 3").replace("ramp_time = 2", "ramp_time = 1")
-    text = text.replace('size = "512M"', 'size = "256M"')
+    for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"256M"'), ("repeat", "1"),
+                       ("numjobs", "[1, 2]")):
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
     conf = tmp_path / "pipeline.toml"
     conf.write_text(text)
     before = tree_state(cfg.kernel.tree)
@@ -36,17 +38,25 @@ def test_default_pipeline(tmp_path):
         root = ET.parse(run_dir / variant / "junit.xml").getroot()
         cases = {c.get("name"): c for c in root.iter("testcase")}
         for name in ("apply", "build", "boot", "storage", "fio/xfs/randwrite-4k-nj1",
-                     "fio/xfs/randwrite-4k-nj2"):
+                     "fio/xfs/randwrite-4k-nj2", "fio/fuse-passthrough/randwrite-4k-nj1",
+                     "fio/fuse-passthrough/randwrite-4k-nj2"):
             assert name in cases, (variant, name)
             assert cases[name].find("failure") is None and cases[name].find("error") is None
-        props = {p.get("name"): float(p.get("value")) for p in root.iter("property")
-                 if p.get("name").endswith(".iops")}
-        assert props["randwrite-4k-nj1.iops"] > 1000
+        suites = {s.get("name"): s for s in root.iter("testsuite")}
+        for target in ("xfs", "fuse-passthrough"):
+            props = {p.get("name"): p.get("value")
+                     for p in suites[f"kvariant.{variant}.fio.{target}"].iter("property")}
+            assert float(props["randwrite-4k-nj1.iops"]) > 1000
+        # the data took the passthrough path: the server saw no READ/WRITE
+        assert props["randwrite-4k-nj2.server_write_requests"] == "0"
+        assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
     by_name = {v["name"]: v for v in summary["variants"]}
     assert len(by_name["parallel-dio"]["info"]["patches"]) == 2
     # the patched variant is built incrementally from the baseline's build
     # directory (or reused whole when an earlier run built it)
     info = by_name["parallel-dio"]["info"]
     assert info["build_reused"] or info["build_seconds"] < 300, info
+    table = (run_dir / "fio.md").read_text()
+    assert "| numjobs | baseline fuse-passthrough | parallel-dio fuse-passthrough | Δ fuse-passthrough |" in table
     assert tree_state(cfg.kernel.tree) == before
     assert qemu_pids("kv-e2e-") == []
