@@ -73,11 +73,12 @@ class Guest:
         try:
             r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
             out = (r.stdout or "") + (r.stderr or "")
-            result = Result(["ssh", command], r.exited, time.monotonic() - start, out[-TAIL_CHARS:])
+            result = Result(["ssh", command], r.exited, time.monotonic() - start, out[-TAIL_CHARS:],
+                            stdout=r.stdout or "")
         except CommandTimedOut as e:
             out = (e.result.stdout or "") + (e.result.stderr or "")
             result = Result(["ssh", command], None, time.monotonic() - start, out[-TAIL_CHARS:],
-                            timed_out=True)
+                            timed_out=True, stdout=e.result.stdout or "")
         except (paramiko.SSHException, socket.error, EOFError, OSError) as e:
             raise StageError(f"lost the guest's SSH connection during: {command[:80]}",
                              detail=f"{type(e).__name__}: {e}") from None

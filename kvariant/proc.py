@@ -31,8 +31,9 @@ class Result:
     argv: list[str]
     returncode: int | None  # None when it was killed at its deadline
     duration: float
-    tail: str
+    tail: str  # the last lines of the output (stdout and stderr)
     timed_out: bool = False
+    stdout: str = ""  # guest commands: stdout alone, for parsing
 
     @property
     def ok(self) -> bool:

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .compare import fio_markdown
@@ -46,7 +47,7 @@ class UI:
 
     def stage(self, variant: str, s: StageResult) -> None:
         self._stop()
-        msg = f" {s.message}" if s.message else ""
+        msg = f" {escape(s.message)}" if s.message else ""
         self.console.print(f"{variant:<16} {s.name:<28} [{STYLE[s.status]}]{s.status.value.upper():<5}[/]"
                            f" {s.seconds:7.1f} s{msg}", markup=True, soft_wrap=True)
 

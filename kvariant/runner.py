@@ -76,7 +76,7 @@ class Run:
             for variant in self.config.variants:
                 result = VariantResult(variant.name)
                 self.results.append(result)
-                VariantRun(self, variant, result).run()
+                VariantRun(self, variant, result).execute()
         except Interrupted:
             self.interrupted = True
         finally:
@@ -136,7 +136,7 @@ class VariantRun:
             self.record(StageResult(name, Status.SKIP, message=why))
 
     # -- the variant ----------------------------------------------------
-    def run(self) -> None:
+    def execute(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.result.info["base"] = self.config.kernel.base
         self.result.info["base_commit"] = self.config.kernel.base_commit
@@ -211,8 +211,8 @@ class VariantRun:
             self.vm.boot()
         self.result.info["accel"] = "kvm" if self.run.accel.kvm else "tcg"
         self.result.info["accel_reason"] = self.run.accel.reason
-        uname = self.vm.guest.run("uname -r", timeout=30).tail.strip().splitlines()
-        return f"{note}{self.result.info['accel']}, {vm_cfg.cpus} vCPUs, {vm_cfg.memory}: {uname[-1] if uname else '?'}"
+        uname = self.vm.guest.run("uname -r", timeout=30).stdout.strip()
+        return f"{note}{self.result.info['accel']}, {vm_cfg.cpus} vCPUs, {vm_cfg.memory}: {uname or '?'}"
 
     def storage(self) -> str:
         g = self.vm.guest
@@ -220,7 +220,7 @@ class VariantRun:
         res = g.run(f"mkdir -p /tmp/kvariant && sh -c {shell_quote(script)}",
                     timeout=120, log=self.dir / "guest.log")
         res.check("null_blk + mkfs.xfs + mount")
-        return " ".join(res.tail.split()[-6:])
+        return " ".join(res.stdout.split())
 
     def run_fio(self) -> None:
         cfg = self.config.fio
@@ -231,16 +231,19 @@ class VariantRun:
             try:
                 directory = target.start(self.vm.guest, log_file)
                 fio.prefill(self.vm.guest, directory, cfg, timeout=600)
-            except StageError as e:
-                for point in points:
-                    self.record(StageResult(point, Status.FAIL, message=f"{name}: {e.message}",
-                                            detail=e.detail, reproduce=e.reproduce, suite=f"fio.{name}"))
-                continue
-            try:
                 for n, point in zip(cfg.numjobs, points):
                     self.fio_point(target, point, directory, n)
+            except StageError as e:
+                done = {s.name for s in self.result.stages}
+                for point in points:
+                    if point not in done:
+                        self.record(StageResult(point, Status.FAIL, message=e.message,
+                                                detail=e.detail, reproduce=e.reproduce, suite=f"fio.{name}"))
             finally:
-                target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
+                try:
+                    target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
+                except StageError as e:  # the guest is gone: the points say so already
+                    log.warning("stopping target %s: %s", name, e.message)
 
     def fio_point(self, target, name: str, directory: str, numjobs: int) -> None:
         cfg, t = self.config.fio, self.config.timeouts

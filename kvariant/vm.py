@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 STOP_FILE = "/run/kvariant-stop"
 HOLD_LOOP = f"while [ ! -e {STOP_FILE} ]; do sleep 1; done"
 CONSOLE_TAIL = 60
+PLAIN_SHELL = r"sed -i 's#^\(root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*\):.*#\1:/bin/sh#' /etc/passwd"
 
 
 def free_port() -> int:
@@ -145,6 +146,14 @@ class VM:
         deadline = time.monotonic() + self.boot_timeout
         try:
             self.guest = Guest.connect(self.port, key=ssh_key(), deadline=deadline,
+                                       alive=self.alive, default_timeout=self.command_timeout)
+            # The guest's root runs the host's shell rc files for every SSH
+            # command (a pyenv init can cost seconds each under TCG).  The
+            # guest's /etc is a RAM overlay: give root a plain /bin/sh there,
+            # and connect again so the new shell is used.
+            self.guest.run(PLAIN_SHELL, timeout=120)
+            self.guest.close()
+            self.guest = Guest.connect(self.port, key=ssh_key(), deadline=deadline + 60,
                                        alive=self.alive, default_timeout=self.command_timeout)
         except StageError as e:
             why = e.message

@@ -40,11 +40,11 @@ def test_boot_storage_fio_teardown(default_kernel, tmp_path):
     with vm:
         guest = vm.boot()
         assert qemu_pids(name), "qemu should be running while the guest is up"
-        assert guest.run("uname -r").tail.strip().endswith(default_kernel.release)
+        assert guest.run("uname -r").stdout.strip() == default_kernel.release
         res = guest.run("sh -c " + shlex.quote(storage.setup_script(NullBlkConfig(gb=1), cpus=2)),
                         timeout=120)
         assert res.ok, res.tail
-        assert "/dev/nullb0 xfs" in res.tail and "[none]" in res.tail
+        assert "/dev/nullb0 xfs" in res.stdout and "[none]" in res.stdout
         cfg = FioConfig(size="64M", runtime=3, ramp_time=1, numjobs=(2,))
         fio.prefill(guest, storage.XFS_MOUNT, cfg, timeout=120)
         figures = fio.run_point(guest, storage.XFS_MOUNT, cfg, 2, 1, tmp_path / "fio", timeout=120)

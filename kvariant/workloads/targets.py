@@ -78,18 +78,28 @@ class FuseTarget:
             raise StageError(f"FUSE server for {self.name} did not mount", detail=res.tail,
                              reproduce=cmd)
         stats = self.counters(guest)
+        if not stats:
+            raise StageError(f"{self.name}: the server's counters could not be read ({self.stats})",
+                             reproduce=cmd)
         if self.passthrough and not stats.get("passthrough_negotiated"):
             raise StageError(f"{self.name}: the kernel did not grant FUSE passthrough at INIT",
                              detail=json.dumps(stats, indent=1)[:3000], reproduce=cmd)
         return self.directory
 
     def counters(self, guest) -> dict:
-        """The server's counters, written on SIGUSR1."""
-        cmd = (f"pkill -USR1 -f {shlex.quote('kvariant.fuse ' + self.source)} ; sleep 0.3; "
-               f"cat {self.stats}")
-        res = guest.run(cmd, timeout=30)
+        """The server's counters: SIGUSR1 makes it rewrite its stats file;
+        wait (up to 10 s: TCG is slow) until the file has changed."""
+        f = self.stats
+        # The pid comes from the stats file: a `pkill -f` on the server's
+        # command line would also match (and kill) the shell running this.
+        cmd = (f"old=$(cksum < {f} 2>/dev/null); "
+               f"pid=$(sed -n 's/^ *\"pid\": *\\([0-9]*\\).*/\\1/p' {f}); "
+               f"[ -n \"$pid\" ] && kill -USR1 $pid; "
+               f"for i in $(seq 100); do sleep 0.1; [ \"$(cksum < {f} 2>/dev/null)\" != \"$old\" ] && break; done; "
+               f"cat {f}")
+        res = guest.run(cmd, timeout=60)
         try:
-            return json.loads(res.tail[res.tail.index("{"):])
+            return json.loads(res.stdout[res.stdout.index("{"):])
         except ValueError:
             return {}
 
