@@ -21,6 +21,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 MEMORY = re.compile(r"^\d+[MG]$")
 FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
+DEFAULT_FRAGMENT = Path(__file__).resolve().parent.parent / "vmconfigs" / "fuse-xfs-nullblk.config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +177,10 @@ def _kernel(path: Path, table: dict) -> KernelConfig:
     commit = resolve_rev(tree, base)
     if commit is None:
         r.fail("base", f"a commit-ish that exists in {tree}", base)
-    fragments = _fragments(r, "fragments", ["vmconfigs/fuse-xfs-nullblk.config"])
+    if "fragments" in r.table:
+        fragments = _fragments(r, "fragments", [])
+    else:  # the project's own fragment, wherever the config file is
+        fragments = (DEFAULT_FRAGMENT,)
     jobs = _positive(r, "jobs", 0) if "jobs" in r.table else 0
     r.done()
     return KernelConfig(tree=tree, base=base, base_commit=commit, fragments=fragments, jobs=jobs)
