@@ -79,9 +79,12 @@ setup_venv() {
         say "venv: creating $venv"
         "$(pick_python)" -m venv "$venv"
     fi
-    say "venv: installing the project and its dependencies"
-    "$venv/bin/pip" install -q --upgrade pip >/dev/null
-    "$venv/bin/pip" install -q -e "$here[dev]"
+    say "venv: installing the project and its dependencies (log: $cache/pip.log)"
+    if ! { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -e "$here[dev]"; } \
+            > "$cache/pip.log" 2>&1; then
+        tail -n 30 "$cache/pip.log" >&2
+        die "pip install failed (whole log: $cache/pip.log)"
+    fi
     echo "$want" > "$stamp"
 }
 
