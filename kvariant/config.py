@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConfigError
 from .paths import default_tree
 from .tree import is_git_repo, patch_files, resolve_rev
+from .workloads.xfstests import XfstestsConfig, xfstests_config_from_table
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
@@ -100,6 +101,7 @@ class Config:
     fio: FioConfig
     fuse: FuseConfig
     timeouts: Timeouts
+    xfstests: "XfstestsConfig | None"  # None: no [xfstests] section, no stage
     variants: tuple[Variant, ...]
 
     @property
@@ -308,7 +310,7 @@ def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ..
     return tuple(out)
 
 
-SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "variant")
+SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "variant")
 
 
 def load(path: Path | str) -> Config:
@@ -339,6 +341,8 @@ def load(path: Path | str) -> Config:
         fio=_fio(path, data.get("fio", {})),
         fuse=_fuse(path, data.get("fuse", {})),
         timeouts=_timeouts(path, data.get("timeouts", {})),
+        xfstests=(xfstests_config_from_table(data["xfstests"], path, path.parent)
+                  if "xfstests" in data else None),
         variants=_variants(path, data.get("variant"), kernel),
     )
 

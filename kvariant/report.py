@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .compare import fio_markdown
 from .junit import write_atomic
+from .workloads.xfstests import summarize as summarize_xfstests
 from .model import StageResult, Status, VariantResult
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def summary_dict(run: "Run", final: bool) -> dict:
         "accel": {"kvm": run.accel.kvm, "reason": run.accel.reason},
         "status": overall(run.results).value if run.results else "pending",
         "variants": [v.to_dict() for v in run.results],
+        "xfstests": summarize_xfstests({v.name: v.stages for v in run.results}),
     }
 
 
@@ -113,5 +115,24 @@ def print_summary(ui: UI, run: "Run", stages: tuple[str, ...]) -> None:
     table = fio_markdown_of(run)
     if table:
         ui.info(table)
+    for line in xfstests_lines(summarize_xfstests({v.name: v.stages for v in run.results})):
+        ui.info(line)
     if run.interrupted:
         ui.console.print("[bold magenta]interrupted[/]: the results above are what finished")
+
+
+def xfstests_lines(summary: dict) -> list[str]:
+    """Per fstype: passed/failed/skipped per variant, then the tests whose
+    status differs (new failures first)."""
+    lines = []
+    for fstype, data in summary.items():
+        counts = ", ".join(f"{v}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+                           + (f", {c['errors']} errors" if c["errors"] else "")
+                           for v, c in data["variants"].items())
+        lines.append(f"xfstests on {fstype}: {counts}")
+        for d in data["differences"]:
+            tag = ("NEW FAILURE in " + ", ".join(d["new_failures"]) if d["new_failures"] else
+                   "fixed in " + ", ".join(d["fixed"]) if d["fixed"] else "differs")
+            states = " ".join(f"{v}={st}" for v, st in d["statuses"].items())
+            lines.append(f"  {d['test']}: {tag} ({states})")
+    return lines

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,8 @@ from .model import StageResult, Status, VariantResult
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .vm import VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
-from .workloads.targets import make_target
+from .workloads import xfstests
+from .workloads.targets import PROJECT, make_target
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +148,15 @@ class VariantRun:
                     self.skip_rest(list(STAGES[i + 1:]) + self.fio_names(), f"skipped: {name} failed")
                     return
             self.run_fio()
+            self.run_xfstests()
         finally:
             self.teardown()
 
     def fio_names(self) -> list[str]:
-        return [f"fio/{t}/{fio.point_name(self.config.fio, n)}"
-                for t in self.config.fio.targets for n in self.config.fio.numjobs]
+        """The testcases after storage, for skipping them by name."""
+        names = [f"fio/{t}/{fio.point_name(self.config.fio, n)}"
+                 for t in self.config.fio.targets for n in self.config.fio.numjobs]
+        return names + (["xfstests"] if self.config.xfstests is not None else [])
 
     def apply(self) -> str:
         files: list[Path] = []
@@ -279,6 +284,38 @@ class VariantRun:
             if stage.status == Status.PASS:
                 stage.message = f"{stage.figures['iops']:.0f} IOPS"
         self.record(stage)
+
+    def run_xfstests(self) -> None:
+        cfg = self.config.xfstests
+        if cfg is None:
+            return
+        problem = ("no xfstests.dir configured" if cfg.dir is None else xfstests.tree_problem(cfg.dir))
+        if problem:
+            status = Status.FAIL if cfg.required else Status.SKIP
+            self.record(StageResult("xfstests", status, suite="xfstests",
+                                    message=f"xfstests not run: {problem}"))
+            return
+        policy = {"parallel_direct_writes": self.config.fuse.parallel_direct_writes,
+                  "direct_io": self.config.fuse.direct_io}
+        self.result.info["xfstests_fuse_policy"] = ",".join(
+            ["passthrough"] + [k for k, v in policy.items() if v])
+        for fstype in cfg.fstypes:
+            self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
+            try:
+                stages = xfstests.run_xfstests(
+                    self.vm.guest, cfg, fstype, policy={"passthrough": True, **policy},
+                    outdir=self.dir / "xfstests" / fstype, python=sys.executable,
+                    project_dir=str(PROJECT), timeout_per_test=cfg.test_timeout,
+                    log=self.dir / "xfstests.log")
+            except StageError as e:
+                stages = [StageResult(f"xfstests/{fstype}", Status.ERROR, message=e.message,
+                                      detail=e.detail, reproduce=e.reproduce, suite=f"xfstests.{fstype}")]
+            except KeyboardInterrupt:
+                self.record(StageResult(f"xfstests/{fstype}", Status.ERROR, message="interrupted",
+                                        suite=f"xfstests.{fstype}"))
+                raise Interrupted()
+            for stage in stages:
+                self.record(stage)
 
     def teardown(self) -> None:
         if self.vm is None:
