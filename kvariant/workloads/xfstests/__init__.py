@@ -1,0 +1,34 @@
+"""xfstests: configuration, guest scripts, ``./check`` argv builders, the
+result parser, and the runner that drives them in a guest.
+
+Two file system types.  ``xfs``: XFS on two null_blk devices (test and
+scratch), the reference.  ``fuse``: our passthrough server (kvariant.fuse)
+over directories of XFS mounts on the same two devices, mounted by xfstests
+itself through a ``mount.fuse.kvariant`` helper installed in the guest's RAM
+overlay: ``FSTYP=fuse FUSE_SUBTYP=.kvariant`` makes xfstests run ``mount -t
+fuse.kvariant SRC MNT -o OPTS``, mount(8) runs the helper, and the helper
+starts the server in daemon mode on SRC's source directory with ``--fsname
+SRC``.  The server mounts plain type ``fuse`` (xfstests compares the type
+``df -T`` shows with FSTYP) and the mount source is SRC exactly (xfstests
+finds its mounts with ``findmnt -S $TEST_DEV``).  TEST_DEV and SCRATCH_DEV
+are tags (``kvariant-test``), not the directories themselves: xfstests
+unmounts with ``umount $SCRATCH_DEV``, and umount(8) takes an existing
+directory for a mount point ("not mounted"); the helper maps each tag to its
+directory (upstream's README.fuse uses tags and ``-o source=DIR`` the same
+way; the helper takes that too).
+
+Tests run one ``./check`` call each, under ``timeout`` in the guest and a
+deadline on the host: a test that hangs is an ERROR, the mounts are torn
+down (FUSE connections aborted), and the next test goes on; results already
+fetched stay on the host when the guest dies.  The kernel log of each test
+is scanned for splats (warnings, oopses, lockdep, KASAN, hung tasks, RCU
+stalls): one fails the test even when its output matched.
+"""
+
+from ...splats import find_splats, scan_splats, splat_excerpt  # noqa: F401
+from .config import *  # noqa: F401,F403
+from .config import XfstestsConfig, tree_problem, xfstests_config_from_table  # noqa: F401
+from .guest import *  # noqa: F401,F403
+from .results import *  # noqa: F401,F403
+from .run import *  # noqa: F401,F403
+from .run import run_xfstests, summarize  # noqa: F401
