@@ -45,7 +45,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _on_sigterm(signum, frame):
+def _on_signal(signum, frame):
+    """The first SIGINT/SIGTERM stops the run; later ones are ignored so that
+    the teardown (bounded: VM.stop waits at most ~35 s) is never cut short
+    and leaves no qemu behind."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt()
 
 
@@ -88,6 +93,9 @@ def _log_to(path: Path) -> None:
     logging.getLogger().setLevel(logging.DEBUG)
     for noisy in ("paramiko", "invoke", "fabric", "git"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # paramiko logs a traceback for every refused SSH banner while a guest
+    # boots; Guest.connect retries and reports what matters.
+    logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         h = logging.StreamHandler()
         h.setLevel(logging.DEBUG)
         logging.getLogger().addHandler(h)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         if args.command == "run":
             return cmd_run(args)

@@ -53,6 +53,7 @@ class VmConfig:
     cpus: int = 2
     memory: str = "4G"
     accel: str = "auto"
+    boot_retries: int = 1  # boots after a failed one (TCG flakes); 0: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,8 +198,11 @@ def _vm(path: Path, table: dict) -> VmConfig:
     accel = r.take("accel", "auto", str, "auto, kvm or tcg")
     if accel not in ("auto", "kvm", "tcg"):
         r.fail("accel", "auto, kvm or tcg", accel)
+    retries = r.take("boot_retries", 1, int, "a whole number >= 0")
+    if retries < 0:
+        r.fail("boot_retries", "a whole number >= 0", retries)
     r.done()
-    return VmConfig(cpus=cpus, memory=memory, accel=accel)
+    return VmConfig(cpus=cpus, memory=memory, accel=accel, boot_retries=retries)
 
 
 def _null_blk(path: Path, table: dict) -> NullBlkConfig:

@@ -5,7 +5,6 @@ stages with the fio IOPS."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TYPE_CHECKING
 

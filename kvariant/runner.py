@@ -8,8 +8,10 @@ is killed keeps what it had.  The VM is torn down on every path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import shlex
 import statistics
 import sys
 import time
@@ -79,7 +81,7 @@ class Run:
                 result = VariantResult(variant.name)
                 self.results.append(result)
                 VariantRun(self, variant, result).execute()
-        except Interrupted:
+        except (Interrupted, KeyboardInterrupt):
             self.interrupted = True
         finally:
             self.save(final=True)
@@ -108,29 +110,36 @@ class VariantRun:
         self.run.save()
         return stage
 
-    def step(self, name: str, fn: Callable[[], str | None], log_name: str = "") -> bool:
-        """Run stage *fn*; its return value is the stage's message.  True
-        when it passed."""
-        self.run.ui.begin(self.variant.name, name)
+    @contextlib.contextmanager
+    def measuring(self, stage: StageResult):
+        """Time *stage*, turn what goes wrong in the block into its status,
+        and record it.  Only an interrupt leaves the block as an exception."""
+        self.run.ui.begin(self.variant.name, stage.name)
         start = time.monotonic()
-        stage = StageResult(name, Status.PASS, log=log_name)
+        interrupted = False
         try:
-            stage.message = fn() or ""
+            yield stage
         except StageError as e:
             stage.status = Status.FAIL
             stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
         except (KeyboardInterrupt, Interrupted):
             stage.status, stage.message = Status.ERROR, "interrupted"
-            stage.seconds = time.monotonic() - start
-            self.record(stage)
-            raise Interrupted()
+            interrupted = True
         except InfraError as e:
             stage.status, stage.message = Status.ERROR, str(e)
         except Exception as e:  # a bug of ours: keep it in the result, go on
-            log.exception("stage %s of %s", name, self.variant.name)
+            log.exception("stage %s of %s", stage.name, self.variant.name)
             stage.status, stage.message = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
         stage.seconds = time.monotonic() - start
         self.record(stage)
+        if interrupted:
+            raise Interrupted()
+
+    def step(self, name: str, fn: Callable[[], str | None], log_name: str = "") -> bool:
+        """Run stage *fn*; its return value is the stage's message.  True
+        when it passed."""
+        with self.measuring(StageResult(name, Status.PASS, log=log_name)) as stage:
+            stage.message = fn() or ""
         return stage.status == Status.PASS
 
     def skip_rest(self, names: list[str], why: str) -> None:
@@ -149,6 +158,14 @@ class VariantRun:
                     return
             self.run_fio()
             self.run_xfstests()
+        except KeyboardInterrupt:
+            # between measured stages (a target's set-up, a prefill): what
+            # was still to come is marked, so the JUnit says interrupted
+            done = {s.name for s in self.result.stages}
+            for name in [n for n in self.fio_names() if n not in done] or ["interrupted"]:
+                self.record(StageResult(name, Status.ERROR, message="interrupted",
+                                        suite=f"fio.{name.split('/')[1]}" if name.startswith("fio/") else "stages"))
+            raise Interrupted() from None
         finally:
             self.teardown()
 
@@ -211,9 +228,25 @@ class VariantRun:
                 remember_kvm_verdict("tcg")
                 self.run.accel = Accel(False, False, f"tcg: a KVM boot did not reach SSH in {t.kvm_probe:.0f} s")
                 note = f"KVM boot failed ({e.message}); fell back to TCG. "
-        if self.vm is None or self.vm.guest is None:
+        attempt = 0
+        while self.vm is None or self.vm.guest is None:
+            attempt += 1
             self.vm = make(self.run.accel.kvm, t.boot)
-            self.vm.boot()
+            try:
+                self.vm.boot()
+            except StageError as e:
+                # Under TCG a good kernel can die at boot now and then (an int3
+                # Oops while the kernel patches its own text on several vCPUs);
+                # a kernel that really cannot boot fails every attempt.
+                if attempt > vm_cfg.boot_retries:
+                    if attempt > 1:
+                        e.message = f"{e.message} (attempt {attempt}; earlier: {note.strip()})"
+                    raise
+                kept = self.dir / f"console-attempt{attempt}.log"
+                (self.dir / "console.log").rename(kept)
+                note += f"attempt {attempt} failed: {e.message} [{kept.name}]; "
+                self.vm = None
+        self.result.info["boot_attempts"] = attempt
         self.result.info["accel"] = "kvm" if self.run.accel.kvm else "tcg"
         self.result.info["accel_reason"] = self.run.accel.reason
         uname = self.vm.guest.run("uname -r", timeout=30).stdout.strip()
@@ -222,7 +255,7 @@ class VariantRun:
     def storage(self) -> str:
         g = self.vm.guest
         script = storage.setup_script(self.config.null_blk, self.config.vm.cpus)
-        res = g.run(f"mkdir -p /tmp/kvariant && sh -c {shell_quote(script)}",
+        res = g.run(f"mkdir -p /tmp/kvariant && sh -c {shlex.quote(script)}",
                     timeout=120, log=self.dir / "guest.log")
         res.check("null_blk + mkfs.xfs + mount")
         return " ".join(res.stdout.split())
@@ -253,37 +286,25 @@ class VariantRun:
     def fio_point(self, target, name: str, directory: str, numjobs: int) -> None:
         cfg, t = self.config.fio, self.config.timeouts
         timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
-        self.run.ui.begin(self.variant.name, name)
         stage = StageResult(name, Status.PASS, suite=f"fio.{target.name}", log=f"fio/{target.name}/")
-        start = time.monotonic()
-        runs = []
-        counters = {}
-        try:
-            before = target.counters(self.vm.guest)
-            for rep in range(1, cfg.repeat + 1):
-                runs.append(fio.run_point(self.vm.guest, directory, cfg, numjobs, rep,
-                                          self.dir / "fio" / target.name, timeout))
-            counters, why = target.check(before, target.counters(self.vm.guest))
-            if why:
-                stage.status, stage.message = Status.FAIL, why
-        except StageError as e:
-            stage.status = Status.FAIL
-            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
-        except KeyboardInterrupt:
-            stage.status, stage.message = Status.ERROR, "interrupted"
-            stage.seconds = time.monotonic() - start
-            self.record(stage)
-            raise Interrupted()
-        stage.seconds = time.monotonic() - start
-        if runs:
-            stage.figures = summarize_runs(runs)
-            stage.figures.update(counters)
-            stage.figures.update({f"policy_{k}": v for k, v in target.policy().items()})
-            if numjobs > self.config.vm.cpus:
-                stage.figures["note"] = f"numjobs {numjobs} > {self.config.vm.cpus} vCPUs"
-            if stage.status == Status.PASS:
-                stage.message = f"{stage.figures['iops']:.0f} IOPS"
-        self.record(stage)
+        runs, counters = [], {}
+        with self.measuring(stage):
+            try:
+                before = target.counters(self.vm.guest)
+                for rep in range(1, cfg.repeat + 1):
+                    runs.append(fio.run_point(self.vm.guest, directory, cfg, numjobs, rep,
+                                              self.dir / "fio" / target.name, timeout))
+                counters, why = target.check(before, target.counters(self.vm.guest))
+                if why:
+                    stage.status, stage.message = Status.FAIL, why
+            finally:  # the figures of the runs that finished, whatever happened next
+                if runs:
+                    stage.figures = {**summarize_runs(runs), **counters,
+                                     **{f"policy_{k}": v for k, v in target.policy().items()}}
+                    if numjobs > self.config.vm.cpus:
+                        stage.figures["note"] = f"numjobs {numjobs} > {self.config.vm.cpus} vCPUs"
+                    if stage.status == Status.PASS:
+                        stage.message = f"{stage.figures['iops']:.0f} IOPS"
 
     def run_xfstests(self) -> None:
         cfg = self.config.xfstests
@@ -345,8 +366,3 @@ def summarize_runs(runs: list) -> dict:
         "fio_version": first["fio_version"],
     }
     return figures
-
-
-def shell_quote(text: str) -> str:
-    import shlex
-    return shlex.quote(text)

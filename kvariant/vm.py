@@ -23,6 +23,7 @@ from .errors import InfraError, StageError
 from .guest import Guest, ssh_key
 from .paths import cache_dir
 from .proc import base_env
+from .splats import scan_splats
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +222,7 @@ def kill_leftover_qemu(name: str) -> None:
             pass
 
 
-PANIC_RE = re.compile(r"(Kernel panic - not syncing.*|BUG: .*|Oops: .*)")
-
-
 def panic_line(console: str) -> str:
-    m = PANIC_RE.search(console)
-    return m.group(1).strip() if m else ""
+    """The first kernel splat of a console (an Oops, BUG, panic...), or ""."""
+    splats = scan_splats(console)
+    return splats[0] if splats else ""

@@ -122,3 +122,11 @@ def test_durations():
     assert config.parse_duration(90) == 90
     assert config.parse_duration("2h") == 7200
     assert config.parse_duration("soon") is None
+
+
+def test_boot_retries(cfgdir, small_tree):
+    c = config.load(write(cfgdir, GOOD + "[vm]\nboot_retries = 0\n", small_tree))
+    assert c.vm.boot_retries == 0
+    assert config.load(write(cfgdir, GOOD, small_tree)).vm.boot_retries == 1
+    with pytest.raises(ConfigError, match="vm.boot_retries: expected a whole number"):
+        config.load(write(cfgdir, GOOD + "[vm]\nboot_retries = -1\n", small_tree))
