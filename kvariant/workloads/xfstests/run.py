@@ -120,6 +120,7 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
     if not res.ok:
         return [_error(fstype, "setup", "xfstests setup failed in the guest", res.tail,
                        f"sh {outdir / 'setup.sh'}  # in the guest")]
+    guest.get(lay.config, outdir / "local.config", missing_ok=True)  # kept with the results
     tests, problem = _list_tests(guest, cfg, fstype, lay, outdir, log)
     if problem:
         return [problem]
