@@ -322,12 +322,18 @@ class VariantRun:
             ["passthrough"] + [k for k, v in policy.items() if v])
         for fstype in cfg.fstypes:
             self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
+            recorded: list[StageResult] = []
+
+            def on_result(stage: StageResult) -> None:  # each test in the JUnit as it ends
+                recorded.append(stage)
+                self.record(stage)
+
             try:
                 stages = xfstests.run_xfstests(
                     self.vm.guest, cfg, fstype, policy={"passthrough": True, **policy},
                     outdir=self.dir / "xfstests" / fstype, python=sys.executable,
                     project_dir=str(PROJECT), timeout_per_test=cfg.test_timeout,
-                    log=self.dir / "xfstests.log")
+                    log=self.dir / "xfstests.log", on_result=on_result)
             except StageError as e:
                 stages = [StageResult(f"xfstests/{fstype}", Status.ERROR, message=e.message,
                                       detail=e.detail, reproduce=e.reproduce, suite=f"xfstests.{fstype}")]
@@ -336,7 +342,8 @@ class VariantRun:
                                         suite=f"xfstests.{fstype}"))
                 raise Interrupted()
             for stage in stages:
-                self.record(stage)
+                if not any(stage is r for r in recorded):  # a set-up error, returned alone
+                    self.record(stage)
 
     def teardown(self) -> None:
         if self.vm is None:

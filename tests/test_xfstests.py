@@ -568,8 +568,11 @@ def test_runner_one_check_per_test_goes_on_after_a_hang(tmp_path):
     guest = PlaybackGuest(tmp_path / "guest", fixture, plan, listing)
     cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60)
     out = tmp_path / "out"
+    seen = []
     results = xt.run_xfstests(guest, cfg, "xfs", policy={}, outdir=out, python="python3",
-                              project_dir="/p", timeout_per_test=0, log=tmp_path / "x.log")
+                              project_dir="/p", timeout_per_test=0, log=tmp_path / "x.log",
+                              on_result=seen.append)
+    assert seen == results  # each test was handed over as it ended, in order
     by = {r.name.rsplit("/", 2)[-2] + "/" + r.name.rsplit("/", 1)[-1]: r for r in results}
     assert [r.name for r in results] == [f"xfstests/xfs/{t}" for t in listing]
     assert all(r.suite == "xfstests.xfs" for r in results)

@@ -9,7 +9,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import StageError
 from ...model import StageResult, Status
@@ -102,9 +102,10 @@ def _list_tests(guest, cfg, fstype, lay, outdir: Path, log) -> tuple[list[str], 
 
 def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdir: Path,
                  python: str, project_dir: str, timeout_per_test: float, log: Path,
-                 size_mb: int = 2048) -> list[StageResult]:
+                 size_mb: int = 2048,
+                 on_result: Callable[[StageResult], None] | None = None) -> list[StageResult]:
     """Set up one fstype in the guest, then run the selected tests one
-    ./check call each.  *timeout_per_test* is a test's own deadline (0:
+    ./check call each; *on_result* sees each test's result as it comes.  *timeout_per_test* is a test's own deadline (0:
     cfg.test_timeout); check's setup and checks get CHECK_OVERHEAD more.
     Returns one StageResult per test (or one ERROR for a failed setup);
     files come back to *outdir* after every test."""
@@ -126,13 +127,19 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
         return [problem]
     per_test = (timeout_per_test or cfg.test_timeout) * (1 + cfg.loop_failures)
     results: list[StageResult] = []
+
+    def add(stage: StageResult) -> None:
+        results.append(stage)
+        if on_result is not None:
+            on_result(stage)
+
     lost = ""
     for n, test in enumerate(tests):
         if lost:
-            results.append(_error(fstype, test, f"not run: {lost}", status=Status.SKIP))
+            add(_error(fstype, test, f"not run: {lost}", status=Status.SKIP))
             continue
         stage, lost = _run_one(guest, cfg, lay, test, n, per_test, outdir, log)
-        results.append(stage)
+        add(stage)
         _write_summary(outdir, results)
     if not lost:
         guest.run_quiet(f"sh -c {shlex.quote(guest_teardown_script(fstype))}", timeout=120)
