@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import ConfigError, KvariantError
+from .errors import ConfigError, KvariantError, RunInterrupted
 from .model import Status
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,13 @@ def parser() -> argparse.ArgumentParser:
 def _on_signal(signum, frame):
     """The first SIGINT/SIGTERM stops the run; later ones are ignored so that
     the teardown (bounded: VM.stop waits at most ~35 s) is never cut short
-    and leaves no qemu behind."""
+    and leaves no qemu behind.  Open guest connections are closed first: a
+    command waiting on one (a long ./check) returns at once."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt()
+    from .guest import close_all
+    close_all()
+    raise RunInterrupted()
 
 
 def cmd_run(args) -> int:
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except KvariantError as e:
         print(f"kvariant: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):
         print("kvariant: interrupted", file=sys.stderr)
         return 130
     return 1

@@ -25,6 +25,12 @@ class ConfigError(KvariantError):
         super().__init__(f"{where}: {expected}")
 
 
+class RunInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the run.  Not a KeyboardInterrupt: invoke
+    (under fabric) catches those to forward them to the remote command and
+    goes on waiting."""
+
+
 class InfraError(KvariantError):
     """Something the host lacks or cannot do (qemu missing, disk full...)."""
 

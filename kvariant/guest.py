@@ -20,6 +20,15 @@ from .proc import Result
 log = logging.getLogger(__name__)
 
 TAIL_CHARS = 4000
+_OPEN: list["Guest"] = []  # connections an interrupt must close (see close_all)
+
+
+def close_all() -> None:
+    """Close every open guest connection, ending the channels that running
+    commands wait on.  Called by the signal handler before it interrupts the
+    run, so that no wait on a remote command outlives the interrupt."""
+    for g in list(_OPEN):
+        g.close()
 
 
 def ssh_key() -> Path:
@@ -36,10 +45,10 @@ def _connection(port: int, key: Path, timeout: float = 10) -> Connection:
 
 
 class Guest:
-    def __init__(self, conn: Connection, default_timeout: float, log_file: Path | None = None):
+    def __init__(self, conn: Connection, default_timeout: float):
         self.conn = conn
         self.default_timeout = default_timeout
-        self.log_file = log_file
+        _OPEN.append(self)
 
     @classmethod
     def connect(cls, port: int, *, key: Path, deadline: float, alive: Callable[[], bool],
@@ -115,6 +124,8 @@ class Guest:
         self.conn.put(str(local), remote)
 
     def close(self) -> None:
+        if self in _OPEN:
+            _OPEN.remove(self)
         try:
             self.conn.close()
         except Exception:  # noqa: BLE001

@@ -21,7 +21,7 @@ from typing import Callable
 from . import report
 from .build import build_kernel
 from .config import Config, Variant
-from .errors import InfraError, StageError
+from .errors import InfraError, RunInterrupted, StageError
 from .junit import write_junit
 from .model import StageResult, Status, VariantResult
 from .tree import Mirror, apply_series, patch_files, series_from_ref
@@ -36,8 +36,7 @@ STAGES = ("apply", "build", "boot", "storage")
 STAGE_LOGS = {"apply": "apply.log", "build": "build.log", "boot": "console.log", "storage": "guest.log"}
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM reached the run."""
+Interrupted = RunInterrupted  # what a stage raises once it recorded the interrupt
 
 
 @dataclasses.dataclass
@@ -158,7 +157,7 @@ class VariantRun:
                     return
             self.run_fio()
             self.run_xfstests()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RunInterrupted):
             # between measured stages (a target's set-up, a prefill): what
             # was still to come is marked, so the JUnit says interrupted
             done = {s.name for s in self.result.stages}
@@ -337,7 +336,7 @@ class VariantRun:
             except StageError as e:
                 stages = [StageResult(f"xfstests/{fstype}", Status.ERROR, message=e.message,
                                       detail=e.detail, reproduce=e.reproduce, suite=f"xfstests.{fstype}")]
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, RunInterrupted):
                 self.record(StageResult(f"xfstests/{fstype}", Status.ERROR, message="interrupted",
                                         suite=f"xfstests.{fstype}"))
                 raise Interrupted()

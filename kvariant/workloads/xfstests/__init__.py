@@ -25,10 +25,21 @@ is scanned for splats (warnings, oopses, lockdep, KASAN, hung tasks, RCU
 stalls): one fails the test even when its output matched.
 """
 
-from ...splats import find_splats, scan_splats, splat_excerpt  # noqa: F401
-from .config import *  # noqa: F401,F403
-from .config import XfstestsConfig, tree_problem, xfstests_config_from_table  # noqa: F401
-from .guest import *  # noqa: F401,F403
-from .results import *  # noqa: F401,F403
-from .run import *  # noqa: F401,F403
-from .run import run_xfstests, summarize  # noqa: F401
+from ...splats import find_splats, scan_splats, splat_excerpt
+from .config import (CHECK_OVERHEAD, FSTYPES, XfstestsConfig, tree_problem,
+                     xfstests_config_from_table)
+from .guest import (GuestLayout, check_argv, guest_layout, guest_setup_script,
+                    guest_teardown_script, list_argv, local_config, mount_helper_script,
+                    parse_test_list, single_test_argv)
+from .results import (TestOutcome, outcome_to_stage, parse_check_log, parse_check_time,
+                      parse_results)
+from .run import run_xfstests, summarize, test_command
+
+__all__ = [
+    "find_splats", "scan_splats", "splat_excerpt",
+    "CHECK_OVERHEAD", "FSTYPES", "XfstestsConfig", "tree_problem", "xfstests_config_from_table",
+    "GuestLayout", "check_argv", "guest_layout", "guest_setup_script", "guest_teardown_script",
+    "list_argv", "local_config", "mount_helper_script", "parse_test_list", "single_test_argv",
+    "TestOutcome", "outcome_to_stage", "parse_check_log", "parse_check_time", "parse_results",
+    "run_xfstests", "summarize", "test_command",
+]
