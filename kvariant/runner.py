@@ -153,7 +153,7 @@ class VariantRun:
         try:
             for i, name in enumerate(STAGES):
                 if not self.step(name, getattr(self, name), STAGE_LOGS[name]):
-                    self.skip_rest(list(STAGES[i + 1:]) + self.fio_names(), f"skipped: {name} failed")
+                    self.skip_rest(list(STAGES[i + 1:]) + self.later_names(), f"skipped: {name} failed")
                     return
             self.run_fio()
             self.run_xfstests()
@@ -161,14 +161,14 @@ class VariantRun:
             # between measured stages (a target's set-up, a prefill): what
             # was still to come is marked, so the JUnit says interrupted
             done = {s.name for s in self.result.stages}
-            for name in [n for n in self.fio_names() if n not in done] or ["interrupted"]:
+            for name in [n for n in self.later_names() if n not in done] or ["interrupted"]:
                 self.record(StageResult(name, Status.ERROR, message="interrupted",
                                         suite=f"fio.{name.split('/')[1]}" if name.startswith("fio/") else "stages"))
             raise Interrupted() from None
         finally:
             self.teardown()
 
-    def fio_names(self) -> list[str]:
+    def later_names(self) -> list[str]:
         """The testcases after storage, for skipping them by name."""
         names = [f"fio/{t}/{fio.point_name(self.config.fio, n)}"
                  for t in self.config.fio.targets for n in self.config.fio.numjobs]
