@@ -213,13 +213,21 @@ def qemu_pids(name: str) -> list[int]:
     return pids
 
 
-def kill_leftover_qemu(name: str) -> None:
-    for pid in qemu_pids(name):
-        log.warning("killing leftover qemu %d of %s", pid, name)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def kill_leftover_qemu(name: str, wait: float = 15.0) -> None:
+    """SIGKILL every qemu of guest *name* and wait until they are gone: a
+    large guest takes a moment to die on a loaded host."""
+    deadline = time.monotonic() + wait
+    seen: set[int] = set()
+    while (pids := qemu_pids(name)) and time.monotonic() < deadline:
+        for pid in pids:
+            if pid not in seen:
+                log.warning("killing leftover qemu %d of %s", pid, name)
+                seen.add(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
 
 
 def panic_line(console: str) -> str:
