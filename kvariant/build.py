@@ -89,13 +89,6 @@ def missing_options(config_text: str, fragments: list[Path]) -> list[str]:
     return missing
 
 
-def _tool_env() -> dict[str, str]:
-    """virtme-ng calls its sibling scripts by name: put our bin/ first."""
-    import sys
-    bindir = str(Path(sys.executable).parent)
-    return {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-
-
 def configure(src: Path, outdir: Path, fragments: list[Path], logfile: Path) -> bool:
     """Write outdir/.config from virtme-ng's defconfig plus the fragments,
     unless it is already there.  Returns True when it (re)configured."""
@@ -105,7 +98,7 @@ def configure(src: Path, outdir: Path, fragments: list[Path], logfile: Path) -> 
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / ".config").unlink(missing_ok=True)
     res = proc.run(configkernel_argv(fragments, outdir), cwd=src, timeout=600,
-                   env=_tool_env(), log=logfile)
+                   env=proc.virtme_path(), log=logfile)
     res.check("virtme-configkernel")
     missing = missing_options((outdir / ".config").read_text(), fragments)
     if missing:

@@ -120,9 +120,6 @@ class Guest:
                 return False
             raise StageError(f"could not fetch {remote} from the guest", detail=str(e)) from None
 
-    def put(self, local: Path, remote: str) -> None:
-        self.conn.put(str(local), remote)
-
     def close(self) -> None:
         if self in _OPEN:
             _OPEN.remove(self)

@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -56,6 +57,13 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def virtme_path() -> dict[str, str]:
+    """virtme-ng calls its sibling scripts (virtme-run, virtme-configkernel)
+    by name: put the bin/ of the interpreter we run under first on PATH."""
+    bindir = str(Path(sys.executable).parent)
+    return {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -15,14 +15,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .errors import InfraError, StageError
 from .guest import Guest, ssh_key
 from .paths import cache_dir
-from .proc import base_env
+from .proc import base_env, virtme_path
 from .splats import scan_splats
 
 log = logging.getLogger(__name__)
@@ -89,12 +88,6 @@ def remember_kvm_verdict(verdict: str) -> None:
     f.write_text(verdict + "\n")
 
 
-def tool_env() -> dict[str, str]:
-    """vng calls its sibling scripts by name: our interpreter's bin/ first."""
-    bindir = str(Path(sys.executable).parent)
-    return base_env({"PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
-
-
 def console_tail(path: Path, lines: int = CONSOLE_TAIL) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -130,7 +123,7 @@ class VM:
         out.flush()
         try:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=tool_env(),
+                                         stderr=subprocess.STDOUT, env=base_env(virtme_path()),
                                          cwd=self.console.parent, start_new_session=True)
         except FileNotFoundError:
             raise InfraError("vng not found: run ./setup.sh (virtme-ng is installed in the project's virtualenv)")
