@@ -39,6 +39,7 @@ class BuildResult:
     seconds: float
     reused: bool = False
     configured: bool = False
+    toolchain: str = ""
 
 
 def virtme_version() -> str:
@@ -47,6 +48,22 @@ def virtme_version() -> str:
         return version("virtme-ng")
     except Exception:  # pragma: no cover - not installed
         return "unknown"
+
+
+_TOOLCHAIN: str | None = None
+
+
+def toolchain() -> str:
+    """The compiler and linker a kernel is built with (their --version
+    lines): part of an exported kernel's key, so a new toolchain rebuilds."""
+    global _TOOLCHAIN
+    if _TOOLCHAIN is None:
+        lines = []
+        for tool in ("gcc", "ld"):
+            res = proc.run([tool, "--version"], cwd=Path("/"), timeout=30)
+            lines.append(res.tail.splitlines()[0] if res.ok and res.tail else f"{tool}: unknown")
+        _TOOLCHAIN = "; ".join(lines)
+    return _TOOLCHAIN
 
 
 def config_key(fragments: list[Path]) -> str:
@@ -59,6 +76,20 @@ def config_key(fragments: list[Path]) -> str:
 
 def build_dir(mirror: Mirror, fragments: list[Path]) -> Path:
     return cache_dir() / "build" / mirror.key / config_key(fragments)
+
+
+def worktree_of(mirror: Mirror, outdir: Path) -> Path:
+    """The source worktree a build directory is built from, one per build
+    directory, so that builds of different configurations (the debug
+    profile beside the default) neither wait for nor disturb each other.  A
+    build directory keeps the worktree it was configured from: Kbuild
+    records source paths, and another one would mean a cold build."""
+    recorded = outdir / ".kvariant-worktree"
+    if recorded.exists():
+        return Path(recorded.read_text().strip())
+    if (outdir / ".kvariant-configured").exists():  # configured by an earlier version: one worktree
+        return mirror.src
+    return mirror.src.with_name(f"{mirror.key}-{outdir.name}")
 
 
 def configkernel_argv(fragments: list[Path], outdir: Path) -> list[str]:
@@ -136,35 +167,51 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
     """Build *commit* with *fragments*; reuse an exported kernel when one of
     the same inputs exists."""
     fragments = [Path(f).resolve() for f in fragments]
-    key = short_hash(commit, config_key(fragments))
+    key = short_hash(commit, config_key(fragments), toolchain())
     kernel_dir = cache_dir() / "kernels" / key
-    if (kernel_dir / "bzImage").exists() and (kernel_dir / "release").exists():
+    outdir = build_dir(mirror, fragments)
+
+    def reuse() -> BuildResult | None:
+        if not ((kernel_dir / "bzImage").exists() and (kernel_dir / "release").exists()):
+            return None
         logfile.parent.mkdir(parents=True, exist_ok=True)
         logfile.write_text(f"kvariant: reused kernel {kernel_dir} (same commit and config)\n")
-        return BuildResult(kernel_dir, build_dir(mirror, fragments),
-                           (kernel_dir / "release").read_text().strip(), 0.0, reused=True)
+        return BuildResult(kernel_dir, outdir, (kernel_dir / "release").read_text().strip(),
+                           0.0, reused=True)
+
+    if (found := reuse()) is not None:
+        return found
     jobs = jobs or os.cpu_count() or 1
-    outdir = build_dir(mirror, fragments)
     start = time.monotonic()
-    with locked(f"src-{mirror.key}"), locked(f"build-{outdir.parent.name}-{outdir.name}"):
-        src = mirror.checkout(commit)
+    worktree = worktree_of(mirror, outdir)
+    with locked(f"build-{outdir.parent.name}-{outdir.name}"):
+        # another run may have built it while this one waited for the lock
+        if (found := reuse()) is not None:
+            return found
+        src = mirror.checkout(commit, worktree)
+        (outdir / ".kvariant-worktree").parent.mkdir(parents=True, exist_ok=True)
+        (outdir / ".kvariant-worktree").write_text(f"{src}\n")
         configured = configure(src, outdir, fragments, logfile)
         res = proc.run(make_argv(src, outdir, jobs, "bzImage", "modules"), cwd=src,
                        timeout=timeout, log=logfile)
         if not res.ok:
             errors = compiler_errors(Path(logfile).read_text(errors="replace"))
+            first = next((line for line in errors.splitlines()
+                          if re.search(r": (fatal )?error: |undefined reference", line)), "")
+            first = first.replace(f"{src}/", "")
             raise StageError(
-                "build failed" if not res.timed_out else f"build timed out after {timeout:.0f} s",
+                (f"build failed: {first}" if first else "build failed") if not res.timed_out
+                else f"build timed out after {timeout:.0f} s",
                 detail=(errors + "\n\n--- last lines of make ---\n" if errors else "") + res.tail[-3000:],
                 reproduce=res.cmdline,
             )
         release = kernel_release(outdir)
-        export_kernel(src, outdir, kernel_dir, jobs, logfile)
-    (kernel_dir / "release").write_text(release + "\n")
+        export_kernel(src, outdir, kernel_dir, jobs, logfile, release)
     return BuildResult(kernel_dir, outdir, release, time.monotonic() - start, configured=configured)
 
 
-def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile: Path) -> None:
+def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile: Path,
+                  release: str) -> None:
     """bzImage, .config and an installed module tree, in the layout
     ``vng --run DIR/bzImage`` finds modules in (DIR/lib/modules/<release>)."""
     tmp = kernel_dir.with_name(kernel_dir.name + ".tmp")
@@ -177,5 +224,6 @@ def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile:
         link.unlink()
     shutil.copy2(outdir / "arch" / "x86" / "boot" / "bzImage", tmp / "bzImage")
     shutil.copy2(outdir / ".config", tmp / "config")
+    (tmp / "release").write_text(release + "\n")  # last: it marks the export complete
     shutil.rmtree(kernel_dir, ignore_errors=True)
     tmp.rename(kernel_dir)

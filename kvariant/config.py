@@ -22,7 +22,9 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 MEMORY = re.compile(r"^\d+[MG]$")
 FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
-DEFAULT_FRAGMENT = Path(__file__).resolve().parent.parent / "vmconfigs" / "fuse-xfs-nullblk.config"
+VMCONFIGS = Path(__file__).resolve().parent.parent / "vmconfigs"
+DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
+DEBUG_FRAGMENT = VMCONFIGS / "debug.config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Variant:
     name: str
     patches: tuple[PatchSpec, ...] = ()
     fragments: tuple[Path, ...] = ()  # added to [kernel].fragments
+    bisect: bool = False  # check that each patch of the series applies and builds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,8 @@ class Timeouts:
     boot: float = 300.0  # until SSH answers
     kvm_probe: float = 60.0  # a KVM boot that does not reach SSH by then falls back to TCG
     command: float = 300.0  # any guest command without a deadline of its own
+    storage: float = 180.0  # null_blk, mkfs.xfs, mount
+    prefill: float = 600.0  # the sequential write that makes fio's file
     fio: float = 0.0  # per fio job; 0: runtime + ramp + 120 s
 
 
@@ -164,8 +169,11 @@ def _fragments(r: _Reader, key: str, default: list[str]) -> tuple[Path, ...]:
         if not isinstance(text, str):
             r.fail(f"{key}[{i}]", "a file name", text)
         p = _path(r.path.parent, text)
+        if "/" not in text and not p.exists() and (VMCONFIGS / f"{text}.config").is_file():
+            p = VMCONFIGS / f"{text}.config"  # a profile of the project's: "debug"
         if not p.is_file():
-            r.fail(f"{key}[{i}]", "an existing kconfig fragment file", text)
+            known = ", ".join(sorted(f.stem for f in VMCONFIGS.glob("*.config")))
+            r.fail(f"{key}[{i}]", f"an existing kconfig fragment file or one of {known}", text)
         out.append(p.resolve())
     return tuple(out)
 
@@ -309,15 +317,16 @@ def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ..
         patches = tuple(_patch_spec(r, f"patches[{j}]", t, kernel.tree, kernel.base_commit)
                         for j, t in enumerate(raw))
         fragments = _fragments(r, "fragments", [])
+        bisect = r.take("bisect", False, bool, "true or false")
         r.done()
-        out.append(Variant(name=name, patches=patches, fragments=fragments))
+        out.append(Variant(name=name, patches=patches, fragments=fragments, bisect=bisect))
     return tuple(out)
 
 
 SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "variant")
 
 
-def load(path: Path | str) -> Config:
+def read_toml(path: Path | str) -> dict:
     path = Path(path).expanduser()
     try:
         text = path.read_text()
@@ -326,9 +335,32 @@ def load(path: Path | str) -> Config:
     except OSError as e:
         raise ConfigError(path, "", f"cannot be read: {e.strerror}")
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "", f"not valid TOML: {e}")
+
+
+def load(path: Path | str) -> Config:
+    return load_data(Path(path).expanduser(), read_toml(path))
+
+
+def with_profile(data: dict, profile: Path) -> dict:
+    """*data* (a config's tables) with the tables of a profile laid over it,
+    key by key ([xfstests] only where the config has that section)."""
+    over = read_toml(profile)
+    out = dict(data)
+    for section, table in over.items():
+        if section == "xfstests" and section not in data:
+            continue
+        if section not in SECTIONS[:-1] or not isinstance(table, dict):
+            raise ConfigError(profile, section, f"expected one of the sections {', '.join(SECTIONS[:-1])}")
+        out[section] = {**data.get(section, {}), **table}
+    return out
+
+
+def load_data(path: Path, data: dict) -> Config:
+    """A Config from the tables of a TOML document; *path* is where relative
+    paths start and what errors name."""
     path = path.resolve()
     for key in data:
         if key not in SECTIONS:
@@ -349,6 +381,14 @@ def load(path: Path | str) -> Config:
                   if "xfstests" in data else None),
         variants=_variants(path, data.get("variant"), kernel),
     )
+
+
+def with_fragment(config: Config, fragment: Path) -> Config:
+    """Every variant built with *fragment* too (``--debug``)."""
+    if fragment in config.kernel.fragments:
+        return config
+    kernel = dataclasses.replace(config.kernel, fragments=config.kernel.fragments + (fragment,))
+    return dataclasses.replace(config, kernel=kernel)
 
 
 def select_variants(config: Config, names: list[str] | None) -> Config:

@@ -47,6 +47,20 @@ class StageError(Exception):
         self.reproduce = reproduce
 
 
+class GuestGone(StageError):
+    """The guest cannot be used any more: a workload did not return by its
+    deadline, or the guest died or dropped its SSH connection.  The testcase
+    that was running is an error, the VM is stopped, and the variant's
+    remaining stages are skipped."""
+
+
+class ResultsUnwritable(KvariantError):
+    """The results directory cannot be written (disk full, read-only):
+    nothing more can be recorded, so the run stops."""
+
+    exit_code = 3
+
+
 class CommandFailed(StageError):
     def __init__(self, what: str, result: "Result"):
         if result.timed_out:

@@ -14,7 +14,7 @@ import paramiko
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
-from .errors import StageError
+from .errors import GuestGone, StageError
 from .proc import Result
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ class Guest:
             result = Result(["ssh", command], None, time.monotonic() - start, out[-TAIL_CHARS:],
                             timed_out=True, stdout=e.result.stdout or "")
         except (paramiko.SSHException, socket.error, EOFError, OSError) as e:
-            raise StageError(f"lost the guest's SSH connection during: {command[:80]}",
-                             detail=f"{type(e).__name__}: {e}") from None
+            raise GuestGone(f"the guest's SSH connection dropped during: {command[:80]}",
+                            detail=f"{type(e).__name__}: {e}") from None
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a", encoding="utf-8") as f:

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Callable
 
 from . import report
-from .build import build_kernel
+from .build import build_kernel, toolchain
 from .config import Config, Variant
-from .errors import InfraError, RunInterrupted, StageError
+from .errors import GuestGone, InfraError, ResultsUnwritable, RunInterrupted, StageError
 from .junit import write_junit
 from .model import StageResult, Status, VariantResult
+from .paths import slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
-from .vm import VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
+from .splats import find_splats, splat_excerpt
+from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
 from .workloads import xfstests
 from .workloads.targets import PROJECT, make_target
@@ -33,6 +35,7 @@ from .workloads.targets import PROJECT, make_target
 log = logging.getLogger(__name__)
 
 STAGES = ("apply", "build", "boot", "storage")
+HANG_KINDS = ("hung", "stall", "lockup")  # reports that describe a hang rather than cause one
 STAGE_LOGS = {"apply": "apply.log", "build": "build.log", "boot": "console.log", "storage": "guest.log"}
 
 
@@ -61,7 +64,8 @@ class Accel:
 
 
 class Run:
-    def __init__(self, config: Config, run_dir: Path, run_id: str, ui: "report.UI"):
+    def __init__(self, config: Config, run_dir: Path, run_id: str, ui: "report.UI",
+                 previous: dict | None = None):
         self.config = config
         self.run_dir = run_dir
         self.run_id = run_id
@@ -71,15 +75,27 @@ class Run:
         self.results: list[VariantResult] = []
         self.started = time.time()
         self.interrupted = False
+        self.threshold = 0.05  # smallest IOPS change the reports call better or worse
+        # --resume: the summary.json of the interrupted run this one finishes
+        self.previous = previous
+        self.resumed = list(previous.get("resumed", [])) + [previous.get("seconds", 0)] if previous else []
+        if previous:
+            self.started -= previous.get("seconds", 0)
 
     def execute(self) -> list[VariantResult]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        before = {v["name"]: VariantResult.from_dict(v) for v in (self.previous or {}).get("variants", [])}
         self.save()
         try:
             for variant in self.config.variants:
+                prev = before.get(variant.name)
+                if prev is not None and prev.info.get("complete"):
+                    self.results.append(prev)  # finished before the interrupt: kept as it was
+                    self.ui.info(f"{variant.name:<16} kept from the interrupted run ({prev.status.value})")
+                    continue
                 result = VariantResult(variant.name)
                 self.results.append(result)
-                VariantRun(self, variant, result).execute()
+                VariantRun(self, variant, result, previous=prev).execute()
         except (Interrupted, KeyboardInterrupt):
             self.interrupted = True
         finally:
@@ -91,8 +107,15 @@ class Run:
 
 
 class VariantRun:
-    def __init__(self, run: Run, variant: Variant, result: VariantResult):
+    def __init__(self, run: Run, variant: Variant, result: VariantResult,
+                 previous: VariantResult | None = None):
         self.run = run
+        # --resume: the workload testcases that ended before the interrupt
+        # are kept, not run again (apply, build, boot and storage are: the
+        # guest is a new one)
+        self.done: dict[str, StageResult] = {} if previous is None else {
+            s.name: s for s in previous.stages
+            if s.name.startswith(("fio/", "xfstests/")) and s.message != "interrupted"}
         self.config = run.config
         self.variant = variant
         self.result = result
@@ -100,12 +123,16 @@ class VariantRun:
         self.commit = self.config.kernel.base_commit
         self.kernel_image: Path | None = None
         self.vm: VM | None = None
+        self.gone = ""  # why the guest cannot be used any more, once it cannot
 
     # -- bookkeeping ----------------------------------------------------
     def record(self, stage: StageResult) -> StageResult:
         self.result.stages.append(stage)
         self.run.ui.stage(self.variant.name, stage)
-        write_junit(self.result, self.dir / "junit.xml")
+        try:
+            write_junit(self.result, self.dir / "junit.xml")
+        except OSError as e:
+            raise ResultsUnwritable(f"cannot write {self.dir / 'junit.xml'}: {e.strerror or e}") from None
         self.run.save()
         return stage
 
@@ -116,8 +143,20 @@ class VariantRun:
         self.run.ui.begin(self.variant.name, stage.name)
         start = time.monotonic()
         interrupted = False
+        # the kernel's messages while the stage runs, once there is a guest
+        mark = self.vm.console_mark() if self.vm is not None and self.vm.guest is not None else None
         try:
             yield stage
+        except GuestGone as e:
+            stage.status = Status.ERROR
+            stage.message, stage.reproduce = e.message, e.reproduce
+            stage.detail = e.detail
+            if "--- console, last lines ---" not in stage.detail and self.vm is not None:
+                stage.detail += f"\n\n--- console, last lines ---\n{console_tail(self.vm.console)}"
+            self.gone = f"the guest stopped answering during {stage.name}"
+        except BootFailed as e:
+            stage.status = Status.ERROR if e.hung else Status.FAIL
+            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
         except StageError as e:
             stage.status = Status.FAIL
             stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
@@ -130,9 +169,35 @@ class VariantRun:
             log.exception("stage %s of %s", stage.name, self.variant.name)
             stage.status, stage.message = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
         stage.seconds = time.monotonic() - start
+        if mark is not None and not interrupted:
+            self.fail_on_splats(stage, self.vm.console_since(mark))
         self.record(stage)
+        if self.gone and self.vm is not None:
+            self.vm.stop()  # a hung or dead guest is of no more use
         if interrupted:
             raise Interrupted()
+
+    @staticmethod
+    def fail_on_splats(stage: StageResult, kernel_log: str) -> None:
+        """A kernel splat while the stage ran fails it: the splat's first
+        line leads the message, the reports are the body.  A workload that
+        missed its deadline stays an error unless a report explains it (a
+        BUG or a lockdep report before the hang: then it is a failure); the
+        hung-task and stall reports only describe the hang."""
+        splats = find_splats(kernel_log)
+        if not splats:
+            return
+        causes = [x for x in splats if x.kind not in HANG_KINDS]
+        more = f" (+{len(splats) - 1} more)" if len(splats) > 1 else ""
+        if stage.status == Status.ERROR and not causes:
+            stage.message = f"{stage.message}; kernel: {splats[0].first_line}{more}"
+        else:
+            first = (causes or splats)[0].first_line
+            stage.message = f"kernel: {first}{more}" + (f"; {stage.message}" if stage.status != Status.PASS
+                                                        and stage.message else "")
+            stage.status = Status.FAIL
+        report = splat_excerpt(kernel_log, max_lines=200)
+        stage.detail = f"--- kernel splats ---\n{report}" + (f"\n\n{stage.detail}" if stage.detail else "")
 
     def step(self, name: str, fn: Callable[[], str | None], log_name: str = "") -> bool:
         """Run stage *fn*; its return value is the stage's message.  True
@@ -148,15 +213,29 @@ class VariantRun:
     # -- the variant ----------------------------------------------------
     def execute(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        if (self.dir / "console.log").exists():  # an interrupted run's, kept beside the new one
+            n = len(list(self.dir.glob("console-interrupted*.log"))) + 1
+            (self.dir / "console.log").rename(self.dir / f"console-interrupted{n}.log")
         self.result.info["base"] = self.config.kernel.base
         self.result.info["base_commit"] = self.config.kernel.base_commit
         try:
             for i, name in enumerate(STAGES):
+                if name == "build" and self.variant.bisect and len(self.result.info.get("patches", [])) > 1:
+                    self.check_series()
                 if not self.step(name, getattr(self, name), STAGE_LOGS[name]):
-                    self.skip_rest(list(STAGES[i + 1:]) + self.later_names(), f"skipped: {name} failed")
+                    why = self.gone or f"{name} failed"
+                    self.skip_rest(list(STAGES[i + 1:]) + self.later_names(), f"skipped: {why}")
+                    if i > STAGES.index("boot"):  # a failed boot's own message has the panic
+                        self.record_dmesg()
                     return
-            self.run_fio()
-            self.run_xfstests()
+            for workload in (self.run_fio, self.run_xfstests):
+                workload()
+                if self.gone:
+                    self.skip_missing(f"skipped: {self.gone}")
+                    break
+            self.record_dmesg()
+            self.result.info["complete"] = True
+            self.run.save()
         except (KeyboardInterrupt, RunInterrupted):
             # between measured stages (a target's set-up, a prefill): what
             # was still to come is marked, so the JUnit says interrupted
@@ -167,6 +246,32 @@ class VariantRun:
             raise Interrupted() from None
         finally:
             self.teardown()
+
+    def skip_missing(self, why: str) -> None:
+        done = {s.name for s in self.result.stages}
+        for name in self.later_names():
+            if name not in done and not (name == "xfstests" and any(
+                    n.startswith("xfstests/") for n in done)):
+                self.record(StageResult(name, Status.SKIP, message=why, suite=suite_of(name)))
+
+    def record_dmesg(self) -> None:
+        """The ``dmesg`` testcase: every kernel splat of the guest's life,
+        read from the console the host kept (so it is there even when the
+        guest died)."""
+        earlier = "".join(p.read_text(errors="replace")
+                          for p in sorted(self.dir.glob("console-interrupted*.log")))
+        text = earlier + self.vm.console_since(0)
+        splats = find_splats(text)
+        stage = StageResult("dmesg", Status.PASS, suite="kernel", log="console.log")
+        if splats:
+            kinds = ", ".join(dict.fromkeys(s.kind for s in splats))
+            stage.status = Status.FAIL
+            stage.message = f"{splats[0].first_line} ({len(splats)} splat(s): {kinds})"
+            stage.detail = splat_excerpt(text, max_lines=400)
+        else:
+            stage.message = f"no kernel splats in {len(text.splitlines())} console lines"
+        stage.figures = {"splats": len(splats)}
+        self.record(stage)
 
     def later_names(self) -> list[str]:
         """The testcases after storage, for skipping them by name."""
@@ -193,14 +298,37 @@ class VariantRun:
         self.result.info["patches"] = [dataclasses.asdict(p) for p in applied]
         return f"{len(applied)} patch(es) on {self.config.kernel.base}"
 
+    def fragments(self) -> list[Path]:
+        return list(self.config.kernel.fragments) + list(self.variant.fragments)
+
+    def check_series(self) -> None:
+        """bisect = true: each patch of the series, on top of the ones before
+        it, must build; one testcase per patch (apply already checked that
+        each applies).  The last one is the variant's own build, reused by
+        the build stage."""
+        patches = self.result.info["patches"]
+        for i, p in enumerate(patches, 1):
+            name = f"series/{i:02d}-{slug(p['subject'])[:50]}"
+            stage = StageResult(name, Status.PASS, suite="series", log=f"build-patch{i:02d}.log")
+            with self.measuring(stage):
+                try:
+                    res = build_kernel(self.run.mirror, p["commit"], self.fragments(),
+                                       self.dir / f"build-patch{i:02d}.log",
+                                       jobs=self.config.kernel.jobs or None, timeout=self.config.timeouts.build)
+                except StageError as e:
+                    e.message = f"patch {i}/{len(patches)} breaks the build: {p['subject']}: {e.message}"
+                    raise
+                stage.message = (f"patch {i}/{len(patches)} applies and builds "
+                                 f"({'reused' if res.reused else f'built in {res.seconds:.0f} s'})")
+                stage.figures = {"commit": p["commit"], "patch_id": p["patch_id"]}
+
     def build(self) -> str:
-        fragments = list(self.config.kernel.fragments) + list(self.variant.fragments)
-        res = build_kernel(self.run.mirror, self.commit, fragments, self.dir / "build.log",
+        res = build_kernel(self.run.mirror, self.commit, self.fragments(), self.dir / "build.log",
                            jobs=self.config.kernel.jobs or None, timeout=self.config.timeouts.build)
         self.kernel_image = res.kernel_dir / "bzImage"
         self.result.info.update(kernel_release=res.release, kernel_dir=str(res.kernel_dir),
                                 build_dir=str(res.build_dir), build_seconds=round(res.seconds, 1),
-                                build_reused=res.reused)
+                                build_reused=res.reused, toolchain=toolchain())
         how = "reused (same commit and config)" if res.reused else (
             "configured and built" if res.configured else "incremental build")
         return f"{res.release}: {how} in {res.seconds:.0f} s"
@@ -228,6 +356,7 @@ class VariantRun:
                 self.run.accel = Accel(False, False, f"tcg: a KVM boot did not reach SSH in {t.kvm_probe:.0f} s")
                 note = f"KVM boot failed ({e.message}); fell back to TCG. "
         attempt = 0
+        failures: list[str] = []
         while self.vm is None or self.vm.guest is None:
             attempt += 1
             self.vm = make(self.run.accel.kvm, t.boot)
@@ -238,9 +367,12 @@ class VariantRun:
                 # Oops while the kernel patches its own text on several vCPUs);
                 # a kernel that really cannot boot fails every attempt.
                 if attempt > vm_cfg.boot_retries:
-                    if attempt > 1:
+                    if attempt > 1 and all(m == e.message for m in failures):
+                        e.message += f" (all {attempt} attempts; the first: console-attempt1.log)"
+                    elif attempt > 1:
                         e.message = f"{e.message} (attempt {attempt}; earlier: {note.strip()})"
                     raise
+                failures.append(e.message)
                 kept = self.dir / f"console-attempt{attempt}.log"
                 (self.dir / "console.log").rename(kept)
                 note += f"attempt {attempt} failed: {e.message} [{kept.name}]; "
@@ -255,32 +387,72 @@ class VariantRun:
         g = self.vm.guest
         script = storage.setup_script(self.config.null_blk, self.config.vm.cpus)
         res = g.run(f"mkdir -p /tmp/kvariant && sh -c {shlex.quote(script)}",
-                    timeout=120, log=self.dir / "guest.log")
+                    timeout=self.config.timeouts.storage, log=self.dir / "guest.log")
+        if res.timed_out:
+            raise GuestGone(f"storage set-up: no answer within its deadline of "
+                            f"{self.config.timeouts.storage:.0f} s", detail=res.tail,
+                            reproduce=res.cmdline)
         res.check("null_blk + mkfs.xfs + mount")
         return " ".join(res.stdout.split())
 
     def run_fio(self) -> None:
         cfg = self.config.fio
         for name in cfg.targets:
+            if self.gone:
+                return
             target = make_target(name, self.config.fuse)
             points = [f"fio/{name}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
+            if all(p in self.done for p in points):
+                for p in points:
+                    self.record(self.done[p])
+                continue
             log_file = self.dir / "guest.log"
+            mark = self.vm.console_mark()
             try:
                 directory = target.start(self.vm.guest, log_file)
-                fio.prefill(self.vm.guest, directory, cfg, timeout=600)
+                fio.prefill(self.vm.guest, directory, cfg, timeout=self.config.timeouts.prefill)
                 for n, point in zip(cfg.numjobs, points):
+                    if point in self.done:
+                        self.record(self.done[point])
+                        continue
                     self.fio_point(target, point, directory, n)
-            except StageError as e:
+                    if self.gone:
+                        return
+            except StageError as e:  # the target's set-up: its points say why
+                status = Status.FAIL
+                detail = e.detail
+                if isinstance(e, GuestGone):
+                    status, self.gone = Status.ERROR, f"the guest stopped answering during {name}'s set-up"
+                    detail = self.hang_detail(e.detail)
                 done = {s.name for s in self.result.stages}
                 for point in points:
                     if point not in done:
-                        self.record(StageResult(point, Status.FAIL, message=e.message,
-                                                detail=e.detail, reproduce=e.reproduce, suite=f"fio.{name}"))
+                        stage = StageResult(point, status, message=e.message, detail=detail,
+                                            reproduce=e.reproduce, suite=f"fio.{name}")
+                        self.fail_on_splats(stage, self.vm.console_since(mark))
+                        self.record(stage)
+                if self.gone:
+                    self.vm.stop()
+                    return
             finally:
-                try:
-                    target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
-                except StageError as e:  # the guest is gone: the points say so already
-                    log.warning("stopping target %s: %s", name, e.message)
+                if not self.gone and self.vm.guest is not None:
+                    try:
+                        target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
+                    except StageError as e:  # the guest is gone: the points say so already
+                        log.warning("stopping target %s: %s", name, e.message)
+
+    def hang_detail(self, detail: str) -> str:
+        """After a deadline passed: the guest's blocked tasks (sysrq-w) when
+        it still answers, and the console's last lines."""
+        blocked = self.vm.blocked_tasks() if self.vm is not None else ""
+        parts = [detail] if detail else []
+        if blocked.strip():
+            parts.append(f"--- blocked tasks (sysrq-w) ---\n{blocked.strip()}")
+        else:
+            parts.append("--- blocked tasks: the guest did not answer a new SSH connection ---")
+        if self.vm is not None:
+            parts.append(f"--- console, last lines ---\n{console_tail(self.vm.console)}")
+        return "\n\n".join(parts)
 
     def fio_point(self, target, name: str, directory: str, numjobs: int) -> None:
         cfg, t = self.config.fio, self.config.timeouts
@@ -296,6 +468,9 @@ class VariantRun:
                 counters, why = target.check(before, target.counters(self.vm.guest))
                 if why:
                     stage.status, stage.message = Status.FAIL, why
+            except GuestGone as e:
+                e.detail = self.hang_detail(e.detail)
+                raise
             finally:  # the figures of the runs that finished, whatever happened next
                 if runs:
                     stage.figures = {**summarize_runs(runs), **counters,
@@ -332,7 +507,7 @@ class VariantRun:
                     self.vm.guest, cfg, fstype, policy={"passthrough": True, **policy},
                     outdir=self.dir / "xfstests" / fstype, python=sys.executable,
                     project_dir=str(PROJECT), timeout_per_test=cfg.test_timeout,
-                    log=self.dir / "xfstests.log", on_result=on_result)
+                    log=self.dir / "xfstests.log", on_result=on_result, done=self.done)
             except StageError as e:
                 stages = [StageResult(f"xfstests/{fstype}", Status.ERROR, message=e.message,
                                       detail=e.detail, reproduce=e.reproduce, suite=f"xfstests.{fstype}")]
@@ -354,6 +529,13 @@ class VariantRun:
             except StageError:
                 pass
         self.vm.stop()
+
+
+def suite_of(name: str) -> str:
+    parts = name.split("/")
+    if parts[0] in ("fio", "xfstests") and len(parts) > 1:
+        return f"{parts[0]}.{parts[1]}"
+    return "xfstests" if name == "xfstests" else "stages"
 
 
 def summarize_runs(runs: list) -> dict:

@@ -18,7 +18,9 @@ _SPLATS = [  # (kind, pattern); matched against a line without its timestamp
     ("lockdep", re.compile(r"^WARNING: (possible (circular|recursive) locking|inconsistent lock state"
                            r"|suspicious RCU usage|bad unlock balance|lock held when returning"
                            r"|held lock freed|possible irq lock inversion)")),
-    ("warning", re.compile(r"^WARNING: (CPU: |at )")),
+    # "WARNING: CPU: 1 PID: 411 at fs/x.c:74 f+0x1/0x2" (older kernels) or
+    # "WARNING: fs/x.c:74 at f+0x1/0x2, CPU#1: fio/411" (Linux 7.2)
+    ("warning", re.compile(r"^WARNING: (CPU: |at |\S+:\d+ at )")),
     ("kasan", re.compile(r"^(BUG: )?KASAN: ")),
     ("ubsan", re.compile(r"^UBSAN: ")),
     ("lockup", re.compile(r"\bBUG: (soft|hard) lockup\b|^Watchdog detected hard LOCKUP")),
@@ -70,8 +72,10 @@ def scan_splats(text: str) -> list[str]:
 def splat_excerpt(text: str, max_lines: int = 80) -> str:
     lines = text.splitlines()
     out: list[str] = []
+    done = 0  # reports printed by two CPUs at once overlap: each line once
     for s in find_splats(text):
-        out += lines[s.start:s.end]
+        out += lines[max(s.start, done):s.end]
+        done = max(done, s.end)
         if len(out) >= max_lines:
             break
     return "\n".join(out[:max_lines])

@@ -32,7 +32,7 @@ from .paths import cache_dir, locked, short_hash, slug
 log = logging.getLogger(__name__)
 
 COMMITTER = {"GIT_COMMITTER_NAME": "kvariant", "GIT_COMMITTER_EMAIL": "kvariant@localhost"}
-PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
+PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")  # .mbx: b4 am
 
 
 @dataclasses.dataclass
@@ -105,21 +105,24 @@ class Mirror:
         """A ref so that commits we made are not garbage-collected."""
         self.repo().git.update_ref(ref, sha)
 
-    def checkout(self, sha: str) -> Path:
-        """Check *sha* out in our build worktree; only files that differ are
-        rewritten, so ``make`` rebuilds only what they feed.  Callers hold
-        the ``src-<key>`` lock while they use the worktree."""
+    def checkout(self, sha: str, worktree: Path | None = None) -> Path:
+        """Check *sha* out in one of our build worktrees (default: the
+        first one, ``src/<key>``); only files that differ are rewritten, so
+        ``make`` rebuilds only what they feed.  Callers hold the worktree's
+        lock (see build.py) while they use it."""
+        src = worktree or self.src
         repo = self.repo()
-        if not (self.src / ".git").exists():
-            shutil.rmtree(self.src, ignore_errors=True)
-            self.src.parent.mkdir(parents=True, exist_ok=True)
-            repo.git.worktree("prune")
-            repo.git.worktree("add", "--detach", "--quiet", str(self.src), sha)
+        if not (src / ".git").exists():
+            shutil.rmtree(src, ignore_errors=True)
+            src.parent.mkdir(parents=True, exist_ok=True)
+            with locked(f"repo-{self.key}"):
+                repo.git.worktree("prune")
+                repo.git.worktree("add", "--detach", "--quiet", str(src), sha)
         else:
-            wt = git.Repo(self.src)
+            wt = git.Repo(src)
             wt.git.checkout("--quiet", "--force", "--detach", sha)
             wt.git.clean("-fdxq")
-        return self.src
+        return src
 
 
 # ---------------------------------------------------------------- patches

@@ -133,6 +133,56 @@ class VM:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    # -- the kernel's console, as the host sees it -----------------------
+    def console_mark(self) -> int:
+        """A position in the console log; console_since() reads from it."""
+        try:
+            return self.console.stat().st_size
+        except OSError:
+            return 0
+
+    def console_since(self, mark: int) -> str:
+        try:
+            with open(self.console, "rb") as f:
+                f.seek(mark)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def panicked(self, mark: int = 0) -> str:
+        """The panic line when the kernel panicked after *mark*, or ""."""
+        for line in self.console_since(mark).splitlines():
+            if "Kernel panic - not syncing" in line:
+                return panic_line(self.console_since(mark)) or line.strip()
+        return ""
+
+    def booting(self) -> bool:
+        """Still worth waiting for: qemu runs and the kernel has not panicked
+        (vng's guests do not reboot on a panic: without this a kernel that
+        panics at boot would cost the whole boot deadline)."""
+        return self.alive() and not self.panicked()
+
+    def blocked_tasks(self, timeout: float = 30.0) -> str:
+        """Ask the kernel for its blocked tasks (sysrq-w) over a new SSH
+        connection and return what it printed on the console; "" when the
+        guest does not answer.  Best effort, after a workload hung."""
+        if not self.alive():
+            return ""
+        mark = self.console_mark()
+        try:
+            g = Guest.connect(self.port, key=ssh_key(), deadline=time.monotonic() + timeout,
+                              alive=self.alive, default_timeout=timeout)
+        except StageError:
+            return ""
+        try:
+            g.run("echo w > /proc/sysrq-trigger", timeout=timeout)
+            time.sleep(3)  # the serial console is slow under TCG
+        except StageError:
+            pass
+        finally:
+            g.close()
+        return self.console_since(mark)
+
     def boot(self) -> Guest:
         """Start the guest and wait until SSH answers; raise StageError with
         the console's last screen when it does not."""
@@ -140,7 +190,7 @@ class VM:
         deadline = time.monotonic() + self.boot_timeout
         try:
             self.guest = Guest.connect(self.port, key=ssh_key(), deadline=deadline,
-                                       alive=self.alive, default_timeout=self.command_timeout)
+                                       alive=self.booting, default_timeout=self.command_timeout)
             # The guest's root runs the host's shell rc files for every SSH
             # command (a pyenv init can cost seconds each under TCG).  The
             # guest's /etc is a RAM overlay: give root a plain /bin/sh there,
@@ -148,16 +198,19 @@ class VM:
             self.guest.run(PLAIN_SHELL, timeout=120)
             self.guest.close()
             self.guest = Guest.connect(self.port, key=ssh_key(), deadline=deadline + 60,
-                                       alive=self.alive, default_timeout=self.command_timeout)
+                                       alive=self.booting, default_timeout=self.command_timeout)
         except StageError as e:
             why = e.message
-            if not self.alive():
+            panicked = self.panicked()
+            if panicked:
+                why = "the kernel panicked before SSH answered"
+            elif not self.alive():
                 why = f"the guest exited (code {self.proc.returncode}) before SSH answered"
             self.stop()
-            panic = panic_line(self.console.read_text(errors="replace") if self.console.exists() else "")
-            raise StageError(why + (f": {panic}" if panic else ""),
+            splat = panic_line(self.console.read_text(errors="replace") if self.console.exists() else "")
+            raise BootFailed(why + (f": {splat}" if splat else ""),
                              detail=console_tail(self.console),
-                             reproduce=" ".join(self.argv)) from None
+                             reproduce=" ".join(self.argv), hung=not panicked and not splat) from None
         return self.guest
 
     def stop(self) -> None:
@@ -190,6 +243,15 @@ class VM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class BootFailed(StageError):
+    """The guest did not reach SSH; *hung* when no panic or oops explains
+    it (the boot deadline passed)."""
+
+    def __init__(self, message: str, detail: str = "", reproduce: str = "", hung: bool = False):
+        super().__init__(message, detail, reproduce)
+        self.hung = hung
 
 
 def qemu_pids(name: str) -> list[int]:

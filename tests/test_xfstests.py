@@ -2,6 +2,7 @@
 validation, local.config, ./check argv, guest scripts, the mount helper run
 for real with a stand-in Python, and the runner's flow against a guest that
 plays back fixture results."""
+import dataclasses
 import os
 import re
 import shutil
@@ -193,8 +194,15 @@ def test_loops_of_a_failing_test_are_one_outcome(tmp_path):
     (tmp_path / "result.xml").write_text(
         '<?xml version="1.0"?><testsuite xmlns="urn:x" name="xfstests">' + body + "</testsuite>")
     (o,) = xt.parse_results(tmp_path)
-    assert o.status == "fail" and o.runs == 3 and o.seconds == 33
-    assert "failed 2 of 3 runs" in o.message
+    # it passed once when run again: flaky, reported as such and not as a failure
+    assert o.status == "pass" and o.flaky and o.runs == 3 and o.seconds == 33
+    assert o.message.startswith("flaky: failed 2 of 3 runs")
+    assert xt.outcome_to_stage(o, "xfs").figures == {"runs": 3, "flaky": True}
+    (tmp_path / "result.xml").write_text(
+        '<?xml version="1.0"?><testsuite xmlns="urn:x" name="xfstests">'
+        + "".join(case.format(t=t, body=fail) for t in (10, 11, 12)) + "</testsuite>")
+    (o,) = xt.parse_results(tmp_path)
+    assert o.status == "fail" and not o.flaky and "failed 3 of 3 runs" in o.message
     assert xt.outcome_to_stage(o, "xfs").figures == {"runs": 3}
 
 
@@ -632,11 +640,29 @@ def test_summarize_counts_and_differences():
                             "generic/108": "skip"}) + _stages({"generic/001": "fail"}, "xfs"),
     })
     fuse = summary["fuse"]
-    assert fuse["variants"]["base"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 0}
-    assert fuse["variants"]["patched"] == {"passed": 2, "failed": 0, "skipped": 1, "errors": 1}
+    assert fuse["variants"]["base"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 0, "flaky": 0}
+    assert fuse["variants"]["patched"] == {"passed": 2, "failed": 0, "skipped": 1, "errors": 1, "flaky": 0}
     assert [d["test"] for d in fuse["differences"]] == ["generic/003", "generic/002"]
     assert fuse["differences"][0]["new_failures"] == ["patched"]
     assert fuse["differences"][1]["fixed"] == ["patched"]
     assert summary["xfs"]["differences"] == [
         {"test": "generic/001", "statuses": {"base": "pass", "patched": "fail"},
          "new_failures": ["patched"], "fixed": []}]
+
+
+def test_a_failure_that_passes_on_the_rerun_is_flaky():
+    from kvariant.workloads.xfstests.results import TestOutcome, _merge_runs, outcome_to_stage
+    failed = TestOutcome("generic/013", "fail", 30.0, "- output mismatch (see generic/013.out.bad)",
+                         diff="--- generic/013.out\n+++ generic/013.out.bad\n-ok\n+not ok")
+    passed = TestOutcome("generic/013", "pass", 28.0)
+    merged = _merge_runs([failed, passed])
+    assert merged.flaky and merged.status == "pass" and merged.runs == 2 and merged.seconds == 58.0
+    stage = outcome_to_stage(merged, "xfs")
+    assert stage.status == Status.PASS and stage.figures == {"runs": 2, "flaky": True}
+    assert stage.message.startswith("flaky: failed 1 of 2 runs (output mismatch")
+    assert "+not ok" in stage.detail
+    # failing every time is a failure, not flaky
+    again = _merge_runs([failed, dataclasses.replace(failed, seconds=31.0)])
+    assert not again.flaky and again.status == "fail" and "(failed 2 of 2 runs)" in again.message
+    summary = xt.summarize({"baseline": [stage]})
+    assert summary["xfs"]["variants"]["baseline"]["flaky"] == 1

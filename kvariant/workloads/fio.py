@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FioConfig
-from ..errors import StageError
+from ..errors import GuestGone, StageError
 
 DATA_FILE = "fio.dat"
 
@@ -106,12 +106,14 @@ def run_point(guest, directory: str, cfg: FioConfig, numjobs: int, rep: int,
     remote = f"/tmp/kvariant/fio-{name}.json"
     argv = job_argv(f"{directory}/{DATA_FILE}", cfg, numjobs) + [f"--output={remote}"]
     res = guest.run(shlex.join(argv), timeout=timeout)
+    if res.timed_out:  # enforced here, on the host: the guest may be hung
+        raise GuestGone(f"fio {name}: no answer within its deadline of {timeout:.0f} s",
+                        detail=res.tail, reproduce=res.cmdline)
     local = outdir / f"{name}.json"
     fetched = guest.get(remote, local, missing_ok=True)
     if not res.ok:
-        raise StageError(f"fio {name}: exit code {res.returncode}" if not res.timed_out
-                         else f"fio {name}: no answer after {timeout:.0f} s",
-                         detail=res.tail, reproduce=res.cmdline)
+        raise StageError(f"fio {name}: exit code {res.returncode}", detail=res.tail,
+                         reproduce=res.cmdline)
     if not fetched:
         raise StageError(f"fio {name}: no JSON output", detail=res.tail, reproduce=res.cmdline)
     try:
@@ -125,4 +127,8 @@ def run_point(guest, directory: str, cfg: FioConfig, numjobs: int, rep: int,
 
 def prefill(guest, directory: str, cfg: FioConfig, timeout: float) -> None:
     argv = prefill_argv(f"{directory}/{DATA_FILE}", cfg)
-    guest.run(shlex.join(argv) + " >/dev/null", timeout=timeout).check("fio prefill")
+    res = guest.run(shlex.join(argv) + " >/dev/null", timeout=timeout)
+    if res.timed_out:
+        raise GuestGone(f"fio prefill: no answer within its deadline of {timeout:.0f} s",
+                        detail=res.tail, reproduce=res.cmdline)
+    res.check("fio prefill")

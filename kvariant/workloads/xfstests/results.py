@@ -32,6 +32,7 @@ class TestOutcome:
     dmesg: str = ""  # excerpt: the splats of the test's kernel log
     splats: list[str] = dataclasses.field(default_factory=list)
     runs: int = 1  # with -L N: how many times it ran
+    flaky: bool = False  # it failed, then passed when run again (-L N)
 
 
 def _local(tag: str) -> str:
@@ -91,10 +92,18 @@ def _merge_runs(outcomes: list[TestOutcome]) -> TestOutcome:
     if len(outcomes) == 1:
         return outcomes[0]
     failed = [o for o in outcomes if o.status == "fail"]
+    passed = [o for o in outcomes if o.status == "pass"]
     first = failed[0] if failed else outcomes[0]
     merged = dataclasses.replace(first, seconds=sum(o.seconds for o in outcomes),
                                  runs=len(outcomes))
-    if failed:
+    if failed and passed:  # a failure that did not come back: flaky, not a failure
+        merged = dataclasses.replace(passed[0], seconds=merged.seconds, runs=len(outcomes), flaky=True,
+                                     splats=[s for o in outcomes for s in o.splats],
+                                     dmesg=next((o.dmesg for o in outcomes if o.dmesg), ""),
+                                     diff=first.diff)
+        merged.message = (f"flaky: failed {len(failed)} of {len(outcomes)} runs "
+                          f"({_first_line(first.message) or 'no message'})")
+    elif failed:
         merged.message = f"{first.message} (failed {len(failed)} of {len(outcomes)} runs)"
     return merged
 
@@ -257,6 +266,10 @@ def outcome_to_stage(outcome: TestOutcome, fstype: str) -> StageResult:
     if outcome.splats:
         detail.append("kernel log:\n" + (outcome.dmesg or "\n".join(outcome.splats)))
     figures = {"runs": outcome.runs} if outcome.runs > 1 else {}
+    if outcome.flaky:
+        figures["flaky"] = True
+        if outcome.diff:
+            detail.insert(0, "the failed run:\n" + "\n".join(outcome.diff.splitlines()[:DIFF_LINES]))
     return StageResult(name=f"xfstests/{fstype}/{outcome.name}", status=status,
                        seconds=outcome.seconds, message=message, detail="\n\n".join(detail),
                        figures=figures, suite=f"xfstests.{fstype}")

@@ -103,12 +103,14 @@ def _list_tests(guest, cfg, fstype, lay, outdir: Path, log) -> tuple[list[str], 
 def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdir: Path,
                  python: str, project_dir: str, timeout_per_test: float, log: Path,
                  size_mb: int = 2048,
-                 on_result: Callable[[StageResult], None] | None = None) -> list[StageResult]:
+                 on_result: Callable[[StageResult], None] | None = None,
+                 done: dict[str, StageResult] | None = None) -> list[StageResult]:
     """Set up one fstype in the guest, then run the selected tests one
     ./check call each; *on_result* sees each test's result as it comes.  *timeout_per_test* is a test's own deadline (0:
     cfg.test_timeout); check's setup and checks get CHECK_OVERHEAD more.
     Returns one StageResult per test (or one ERROR for a failed setup);
-    files come back to *outdir* after every test."""
+    files come back to *outdir* after every test.  Tests in *done* (by
+    testcase name, from an interrupted run) are not run again."""
     lay = guest_layout(fstype)
     outdir.mkdir(parents=True, exist_ok=True)
     if cfg.dir is None:
@@ -135,6 +137,9 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
 
     lost = ""
     for n, test in enumerate(tests):
+        if f"xfstests/{fstype}/{test}" in (done or {}):
+            add(done[f"xfstests/{fstype}/{test}"])
+            continue
         if lost:
             add(_error(fstype, test, f"not run: {lost}", status=Status.SKIP))
             continue
@@ -212,20 +217,24 @@ def summarize(results_by_variant: dict[str, list[StageResult]]) -> dict:
     whose status differs between variants, new failures against the first
     variant first, then fixes, then the rest."""
     table: dict[str, dict[str, dict[str, str]]] = {}  # fstype -> test -> variant -> status
+    flaky: set[tuple[str, str]] = set()  # (test, variant): failed, then passed on a re-run
     for variant, stages in results_by_variant.items():
         for s in stages:
             parts = s.name.split("/", 2)
             if parts[0] != "xfstests" or len(parts) != 3:
                 continue
             table.setdefault(parts[1], {}).setdefault(parts[2], {})[variant] = s.status.value
+            if s.figures.get("flaky"):
+                flaky.add((parts[2], variant))
     variants = list(results_by_variant)
     out: dict[str, Any] = {}
     for fstype, tests in table.items():
-        counts = {v: {"passed": 0, "failed": 0, "skipped": 0, "errors": 0} for v in variants}
+        counts = {v: {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "flaky": 0} for v in variants}
         key = {"pass": "passed", "fail": "failed", "skip": "skipped", "error": "errors"}
-        for statuses in tests.values():
+        for test, statuses in tests.items():
             for v, st in statuses.items():
                 counts[v][key[st]] += 1
+                counts[v]["flaky"] += (test, v) in flaky
         diffs = []
         for test, statuses in sorted(tests.items()):
             row = {v: statuses.get(v, "missing") for v in variants}

@@ -1,0 +1,142 @@
+"""The fault matrix (tests/fixtures/fault-matrix.toml): the baseline and one
+variant per way a patch can break a kernel, in one run.  Each variant's JUnit
+says what happened to it, the baseline still passes, the run ends in bounded
+time, no qemu is left and the user's tree is unchanged.  Our own patches in
+tests/fixtures/patches/; builds are incremental from the baseline's build
+directory, and reused by later runs."""
+import json
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import FIXTURES, PROJECT, tree_state
+from kvariant import config
+from kvariant.vm import qemu_pids
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = FIXTURES / "fault-matrix.toml"
+FUSE_POINT = "fio/fuse-passthrough/randwrite-4k-nj2"
+XFS_POINT = "fio/xfs/randwrite-4k-nj2"
+LATER = ["build", "boot", "storage", FUSE_POINT, XFS_POINT]
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    tree = config.load(CONFIG).kernel.tree
+    before = tree_state(tree)
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, str(PROJECT / "pipeline.py"), "run", "--config", str(CONFIG),
+                        "--results", str(tmp), "--run-id", "faults"],
+                       capture_output=True, text=True, timeout=3 * 3600)
+    seconds = time.monotonic() - start
+    run_dir = tmp / "faults"
+    cases = {}
+    for v in json.loads((run_dir / "summary.json").read_text())["planned_variants"]:
+        root = ET.parse(run_dir / v / "junit.xml").getroot()
+        cases[v] = {c.get("name"): c for c in root.iter("testcase")}
+    return {"proc": p, "seconds": seconds, "run_dir": run_dir, "cases": cases,
+            "tree": tree, "before": before}
+
+
+def verdict(case):
+    """(kind, message, body) of a testcase: kind is pass/failure/error/skipped."""
+    for kind in ("failure", "error", "skipped"):
+        e = case.find(kind)
+        if e is not None:
+            return kind, e.get("message") or "", e.text or ""
+    return "pass", "", ""
+
+
+def test_the_run_ends_in_bounded_time_and_leaves_nothing(matrix):
+    p = matrix["proc"]
+    assert p.returncode == 2, p.stderr[-3000:]  # variants failed: exit 2, no traceback
+    assert "Traceback" not in p.stderr
+    # with its kernels cached about 6 minutes under TCG, 12 with the
+    # incremental builds; a hang that nothing ended would take hours
+    assert matrix["seconds"] < 45 * 60
+    assert qemu_pids("kv-faults-") == []
+    assert tree_state(matrix["tree"]) == matrix["before"]
+    summary = json.loads((matrix["run_dir"] / "summary.json").read_text())
+    assert summary["finished"] and summary["status"] == "fail"
+
+
+def test_baseline_passes(matrix):
+    cases = matrix["cases"]["baseline"]
+    for name in ["apply", "build", "boot", "storage", FUSE_POINT, XFS_POINT, "dmesg"]:
+        assert verdict(cases[name])[0] == "pass", name
+
+
+def test_a_patch_that_does_not_apply(matrix):
+    cases = matrix["cases"]["does-not-apply"]
+    kind, message, body = verdict(cases["apply"])
+    assert kind == "failure" and "patch does not apply" in message
+    assert "rejected hunk:" in body and "WARN_ON_ONCE" in body
+    for name in LATER:
+        assert verdict(cases[name])[:2] == ("skipped", "skipped: apply failed")
+
+
+def test_a_patch_that_breaks_the_build(matrix):
+    cases = matrix["cases"]["build-break"]
+    kind, message, body = verdict(cases["build"])
+    assert kind == "failure"
+    assert message.startswith("build failed: fs/fuse/passthrough.c:")
+    assert "fuse_passthrough_account_write" in message
+    assert "error: implicit declaration of function 'fuse_passthrough_account_write'" in body
+    for name in LATER[1:]:
+        assert verdict(cases[name])[:2] == ("skipped", "skipped: build failed")
+
+
+def test_a_kernel_that_panics_at_boot(matrix):
+    cases = matrix["cases"]["boot-panic"]
+    kind, message, body = verdict(cases["boot"])
+    assert kind == "failure"
+    assert message.startswith("the kernel panicked before SSH answered: Kernel panic - not syncing: "
+                              "fuse: kvariant fault injection: panic in fuse_init")
+    assert "Kernel panic - not syncing" in body  # the console's last screen
+    assert float(cases["boot"].get("time")) < 120  # not the 4-minute boot deadline
+    for name in LATER[2:]:
+        assert verdict(cases[name])[:2] == ("skipped", "skipped: boot failed")
+
+
+def test_a_bug_on_write(matrix):
+    cases = matrix["cases"]["bug-on-write"]
+    kind, message, body = verdict(cases[FUSE_POINT])
+    # the oopsed writer's aio context is never drained: fio does not return
+    assert kind == "failure"
+    assert message.startswith("kernel: kernel BUG at fs/fuse/passthrough.c:")
+    assert "no answer within its deadline of 60 s" in message
+    assert "Oops: invalid opcode" in body and "fuse_passthrough_write_iter" in body
+    assert "--- blocked tasks (sysrq-w) ---" in body
+    assert verdict(cases[XFS_POINT])[0] == "skipped"
+    assert verdict(cases["dmesg"])[0] == "failure"
+    assert verdict(cases["dmesg"])[1].startswith("kernel BUG at fs/fuse/passthrough.c:")
+
+
+def test_a_warning_on_write(matrix):
+    cases = matrix["cases"]["warn-on-write"]
+    kind, message, body = verdict(cases[FUSE_POINT])
+    assert kind == "failure"
+    assert message.startswith("kernel: WARNING: ") and "fs/fuse/passthrough.c" in message
+    assert "fuse_passthrough_write_iter" in body and "---[ end trace" in body
+    # the guest still answers: the variant goes on
+    assert verdict(cases[XFS_POINT])[0] == "pass"
+    kind, message, _ = verdict(cases["dmesg"])
+    assert kind == "failure" and message.startswith("WARNING: ")
+
+
+def test_a_deadlock_on_write(matrix):
+    cases = matrix["cases"]["deadlock-on-write"]
+    kind, message, body = verdict(cases[FUSE_POINT])
+    assert kind == "error"
+    assert message == "fio randwrite-4k-nj2: no answer within its deadline of 60 s"
+    assert "--- blocked tasks (sysrq-w) ---" in body
+    assert "task:fio" in body and "fuse_passthrough_write_iter" in body
+    assert "--- console, last lines ---" in body
+    kind, message, _ = verdict(cases[XFS_POINT])
+    assert kind == "skipped"
+    assert message == f"skipped: the guest stopped answering during {FUSE_POINT}"
