@@ -1,29 +1,26 @@
-"""Comparing variants: the cover-letter table of fio IOPS.
-
-Rows are numjobs; for every target a column per variant with the median IOPS
-over the repeats and its spread (half the range), and for every variant after
-the first its change against the first, in percent.  A change inside the
-spread of either side is marked as such ("~"), never shown as a win.
+"""Comparing variants: of one run, or of several (yesterday's v1 against
+today's v2).  Runs are loaded from their ``summary.json`` (:func:`load_run`)
+and compared with confidence intervals (:func:`compare_runs`, statistics in
+:mod:`kvariant.stats`): the fio points, the xfstests differences, the
+patches that changed between revisions, the stage statuses, and
+:func:`regressions`.  The reports are written by
+:func:`kvariant.report.write_reports`, at the end of every run and by
+``./pipeline.py compare``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from .model import VariantResult
+from . import stats
+from .errors import ConfigError
+from .model import Status, VariantResult
 
 POINT = re.compile(r"^fio/(?P<target>[^/]+)/(?P<name>.+)-nj(?P<nj>\d+)$")
-
-
-def collect(results: list[VariantResult]) -> dict[tuple[str, int], dict[str, dict]]:
-    """(target, numjobs) -> variant -> figures, for every fio point with figures."""
-    table: dict[tuple[str, int], dict[str, dict]] = {}
-    for r in results:
-        for s in r.stages:
-            m = POINT.match(s.name)
-            if m and s.figures.get("iops") is not None:
-                table.setdefault((m.group("target"), int(m.group("nj"))), {})[r.name] = s.figures
-    return table
 
 
 def fmt_iops(v: float) -> str:
@@ -34,79 +31,740 @@ def fmt_iops(v: float) -> str:
     return f"{v:.0f}"
 
 
-def spread(fig: dict) -> float:
-    return (fig.get("iops_max", fig["iops"]) - fig.get("iops_min", fig["iops"])) / 2
-
-
-def change(base: dict, other: dict) -> str:
-    if not base["iops"]:
-        return "n/a"
-    pct = (other["iops"] - base["iops"]) / base["iops"] * 100
-    # Ranges that overlap cannot tell the variants apart.
-    overlap = (other.get("iops_min", other["iops"]) <= base.get("iops_max", base["iops"]) and
-               base.get("iops_min", base["iops"]) <= other.get("iops_max", other["iops"]))
-    repeated = base.get("repeats", 1) > 1 and other.get("repeats", 1) > 1
-    mark = "" if (repeated and not overlap) else " ~"
-    return f"{pct:+.1f}%{mark}"
-
-
-def cover_letter_table(results: list[VariantResult], targets: list[str] | None = None) -> str:
-    data = collect(results)
-    if not data:
-        return ""
-    variants = [r.name for r in results]
-    targets = targets or list(dict.fromkeys(t for t, _ in data))
-    targets = [t for t in targets if any(k[0] == t for k in data)]
-    numjobs = sorted({nj for _, nj in data})
-    header = ["numjobs"]
-    for t in targets:
-        for i, v in enumerate(variants):
-            header.append(f"{v} {t}")
-            if i:
-                header.append(f"Δ {t}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for nj in numjobs:
-        row = [str(nj)]
-        for t in targets:
-            by_v = data.get((t, nj), {})
-            base = by_v.get(variants[0])
-            for i, v in enumerate(variants):
-                fig = by_v.get(v)
-                cell = "-" if fig is None else fmt_iops(fig["iops"]) + (
-                    f" ±{fmt_iops(spread(fig))}" if fig.get("repeats", 1) > 1 else "")
-                row.append(cell)
-                if i:
-                    row.append(change(base, fig) if base and fig else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def fio_markdown(results: list[VariantResult], *, fio_cfg, vm_cfg, null_blk, fuse_cfg,
-                 accel: str, base: str) -> str:
-    """fio.md: the table in the shape of a patch cover letter, with the job
-    and the machine it ran on."""
-    table = cover_letter_table(results, list(fio_cfg.targets))
-    if not table:
-        return ""
-    over = [n for n in fio_cfg.numjobs if n > vm_cfg.cpus]
-    lines = [
+def fio_setup(*, fio_cfg, vm_cfg, null_blk, fuse_cfg, accel: str, base: str) -> str:
+    """The fio job and the guest in words, for the top of report.md (kept in
+    summary.json as ``fio_setup``)."""
+    return "\n".join([
         f"fio {fio_cfg.rw} {fio_cfg.bs}, O_DIRECT, {fio_cfg.ioengine}, iodepth {fio_cfg.iodepth}, "
         f"numjobs {'/'.join(map(str, fio_cfg.numjobs))}, all jobs on one shared file of "
         f"{fio_cfg.size} prefilled by a sequential write; ramp {fio_cfg.ramp_time:g} s, "
-        f"runtime {fio_cfg.runtime:g} s, {fio_cfg.repeat} run(s) per point "
-        f"(median IOPS{', ± half the range' if fio_cfg.repeat > 1 else ''}).",
-        "",
+        f"runtime {fio_cfg.runtime:g} s, {fio_cfg.repeat} run(s) per point.",
         f"Guest: {accel}, {vm_cfg.cpus} vCPUs, {vm_cfg.memory}; XFS on null_blk "
         f"({null_blk.gb} GB, bs {null_blk.bs}, memory_backed, scheduler none); kernel {base} "
         f"+ each variant's patches.",
         f"FUSE targets: kvariant's passthrough server over a directory of that XFS; open policy "
         f"parallel_direct_writes={str(fuse_cfg.parallel_direct_writes).lower()}, "
         f"direct_io={str(fuse_cfg.direct_io).lower()}; `fuse` is the same server without passthrough.",
-        "",
-        table,
-        "Δ: change against the first variant. \"~\" marks a change that does not stand out of the "
-        "spread (the ranges of the repeats overlap, or there was one run).",
-    ]
-    if over:
-        lines.append(f"numjobs {', '.join(map(str, over))} exceed the guest's {vm_cfg.cpus} vCPUs.")
-    return "\n".join(lines) + "\n"
+    ])
+
+
+# Runs on disk
+
+
+@dataclasses.dataclass
+class RunData:
+    """One run as its summary.json holds it."""
+
+    run_id: str
+    path: Path
+    variants: list[VariantResult]
+    accel: dict[str, Any] = dataclasses.field(default_factory=dict)  # {"kvm": bool, "reason": str}
+    started: str = ""
+    config: str = ""
+    finished: bool = True
+    interrupted: bool = False
+    setup: str = ""  # the fio job and the guest, in words (summary.json's fio_setup)
+
+    @property
+    def accel_name(self) -> str:
+        kvm = self.accel.get("kvm")
+        return "?" if kvm is None else ("kvm" if kvm else "tcg")
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read RUN_DIR/summary.json.  A missing directory or file, invalid JSON
+    or a summary without variants raises ConfigError naming the file."""
+    run_dir = Path(run_dir)
+    path = run_dir / "summary.json"
+    if not run_dir.is_dir():
+        raise ConfigError(run_dir, "", "no such run directory")
+    if not path.is_file():
+        raise ConfigError(path, "", "not found: not a kvariant run directory")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "", f"cannot be read: {getattr(e, 'strerror', None) or e}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(path, "", f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})")
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        raise ConfigError(path, "variants", "expected a list of variant results")
+    variants = []
+    for i, v in enumerate(data["variants"]):
+        try:
+            variants.append(VariantResult.from_dict(v))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ConfigError(path, f"variants[{i}]", f"expected a variant result ({e})")
+    accel = data.get("accel") if isinstance(data.get("accel"), dict) else {}
+    return RunData(run_id=str(data.get("run_id") or run_dir.name), path=run_dir, variants=variants,
+                   accel=accel, started=str(data.get("started", "")),
+                   config=str(data.get("config", "")), finished=bool(data.get("finished", True)),
+                   interrupted=bool(data.get("interrupted", False)),
+                   setup=str(data.get("fio_setup", "")))
+
+
+def resolve_run_dir(arg: str | Path, results_root: Path) -> Path:
+    """A run given as a directory, or as a run id under *results_root*."""
+    p = Path(arg).expanduser()
+    if p.is_dir():
+        return p
+    under = results_root / str(arg)
+    if under.is_dir():
+        return under
+    raise ConfigError(arg, "", f"no such run directory, nor a run id under {results_root}")
+
+
+# The comparison, as data
+
+STAGE_NAMES = ("apply", "build", "boot", "storage")
+BAD = ("fail", "error")
+NOT_RUN = ("skip", "missing")
+REFERENCE, IN_RUN, SAME_NAME = "reference", "in-run", "same-name"
+
+
+@dataclasses.dataclass
+class Patch:
+    subject: str
+    patch_id: str = ""
+    commit: str = ""
+    source: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.patch_id[:12] if self.patch_id else "-"
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Patch":
+        return cls(**{k: str(d.get(k) or "") for k in ("subject", "patch_id", "commit", "source")})
+
+
+@dataclasses.dataclass
+class FailedCase:
+    """A testcase that failed or errored, with its message."""
+
+    name: str
+    status: str
+    message: str
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FailedCase":
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class Variant:
+    label: str  # "baseline", or "RUNID:baseline" when several runs are compared
+    run_id: str
+    name: str
+    status: str
+    base: str
+    commit: str
+    accel: str
+    stages: dict[str, str]  # apply/build/boot/storage -> pass/fail/error/skip, "-" when absent
+    failed: list[FailedCase]
+    patches: list[Patch]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["failed"] = [f.to_dict() for f in self.failed]
+        d["patches"] = [p.to_dict() for p in self.patches]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Variant":
+        return cls(**{**d, "failed": [FailedCase.from_dict(f) for f in d["failed"]],
+                      "patches": [Patch.from_dict(p) for p in d["patches"]]})
+
+
+@dataclasses.dataclass
+class Pair:
+    """B compared against A: ``reference`` (B against the reference),
+    ``in-run`` (B against the first variant of its run, when that is not the
+    reference) or ``same-name`` (B against the same variant name in an
+    earlier run)."""
+
+    a: str
+    b: str
+    kind: str
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Pair":
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class PointDelta:
+    a: str
+    b: str
+    kind: str
+    difference: stats.Difference
+    verdict: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "kind": self.kind, **self.difference.to_dict(),
+                "verdict": self.verdict, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PointDelta":
+        fields = {f.name for f in dataclasses.fields(stats.Difference)}
+        return cls(a=d["a"], b=d["b"], kind=d["kind"],
+                   difference=stats.Difference.from_dict({k: d[k] for k in fields}),
+                   verdict=d["verdict"], reason=d["reason"])
+
+
+@dataclasses.dataclass
+class FioPoint:
+    """One fio point (target, job, numjobs) across the variants."""
+
+    target: str
+    job: str  # "randwrite-4k"
+    numjobs: int
+    samples: dict[str, stats.Sample]  # label -> IOPS over the repeats
+    status: dict[str, str]  # label -> the point's testcase status
+    notes: list[str]
+    deltas: list[PointDelta]
+
+    @property
+    def testcase(self) -> str:
+        return f"fio/{self.target}/{self.job}-nj{self.numjobs}"
+
+    def delta(self, a: str, b: str) -> PointDelta | None:
+        return next((d for d in self.deltas if d.a == a and d.b == b), None)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "job": self.job, "numjobs": self.numjobs,
+                "testcase": self.testcase,
+                "samples": {k: s.to_dict() for k, s in self.samples.items()},
+                "status": dict(self.status), "notes": list(self.notes),
+                "deltas": [d.to_dict() for d in self.deltas]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FioPoint":
+        return cls(target=d["target"], job=d["job"], numjobs=d["numjobs"],
+                   samples={k: stats.Sample.from_dict(s) for k, s in d["samples"].items()},
+                   status=dict(d["status"]), notes=list(d["notes"]),
+                   deltas=[PointDelta.from_dict(x) for x in d["deltas"]])
+
+
+@dataclasses.dataclass
+class StatusChange:
+    """An xfstests test whose status differs: A's and B's status (pass,
+    fail, error, skip, or missing when the variant has no such testcase) and
+    the message of the side that did not pass."""
+
+    test: str  # "generic/001"
+    a: str
+    b: str
+    message: str = ""
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StatusChange":
+        return cls(**d)
+
+
+XFSTESTS_KINDS = ("new_failures", "fixed", "now_run", "no_longer_run", "other")
+
+
+@dataclasses.dataclass
+class XfstestsDelta:
+    """One fstype, B against A.  ``new_failures``: fail/error in B, not in A
+    (A may have passed, skipped or not had the test); ``fixed``: A failed, B
+    passes; ``now_run``: A skipped or lacked it, B passes; ``no_longer_run``:
+    A ran it, B skipped or lacks it; ``other``: fail <-> error."""
+
+    fstype: str
+    a: str
+    b: str
+    kind: str
+    new_failures: list[StatusChange] = dataclasses.field(default_factory=list)
+    fixed: list[StatusChange] = dataclasses.field(default_factory=list)
+    now_run: list[StatusChange] = dataclasses.field(default_factory=list)
+    no_longer_run: list[StatusChange] = dataclasses.field(default_factory=list)
+    other: list[StatusChange] = dataclasses.field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(getattr(self, k) for k in XFSTESTS_KINDS)
+
+    def to_dict(self) -> dict:
+        d = {"fstype": self.fstype, "a": self.a, "b": self.b, "kind": self.kind}
+        d.update({k: [t.to_dict() for t in getattr(self, k)] for k in XFSTESTS_KINDS})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "XfstestsDelta":
+        return cls(fstype=d["fstype"], a=d["a"], b=d["b"], kind=d["kind"],
+                   **{k: [StatusChange.from_dict(t) for t in d[k]] for k in XFSTESTS_KINDS})
+
+
+@dataclasses.dataclass
+class Revised:
+    """A patch with the same subject and another patch-id (``changed``), or
+    the same patch-id under another subject (``reworded``)."""
+
+    subject: str  # B's subject
+    old_subject: str
+    old_patch_id: str
+    patch_id: str
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Revised":
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class PatchChange:
+    """The patches of B against A.  Patches are matched by subject: same
+    subject and patch-id is unchanged, same subject and another patch-id is
+    changed.  Of the rest, a removed and an added patch with the same
+    patch-id are one reworded patch; the others are added or removed."""
+
+    a: str
+    b: str
+    unchanged: list[Patch] = dataclasses.field(default_factory=list)
+    changed: list[Revised] = dataclasses.field(default_factory=list)
+    reworded: list[Revised] = dataclasses.field(default_factory=list)
+    added: list[Patch] = dataclasses.field(default_factory=list)
+    removed: list[Patch] = dataclasses.field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return not (self.changed or self.reworded or self.added or self.removed)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b,
+                "unchanged": [p.to_dict() for p in self.unchanged],
+                "changed": [r.to_dict() for r in self.changed],
+                "reworded": [r.to_dict() for r in self.reworded],
+                "added": [p.to_dict() for p in self.added],
+                "removed": [p.to_dict() for p in self.removed]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PatchChange":
+        return cls(a=d["a"], b=d["b"], unchanged=[Patch.from_dict(p) for p in d["unchanged"]],
+                   changed=[Revised.from_dict(r) for r in d["changed"]],
+                   reworded=[Revised.from_dict(r) for r in d["reworded"]],
+                   added=[Patch.from_dict(p) for p in d["added"]],
+                   removed=[Patch.from_dict(p) for p in d["removed"]])
+
+
+@dataclasses.dataclass
+class RunInfo:
+    run_id: str
+    path: str
+    accel: str  # kvm | tcg | ?
+    accel_reason: str
+    started: str
+    finished: bool
+    interrupted: bool
+    setup: str = ""
+
+    to_dict = dataclasses.asdict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunInfo":
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Everything a report shows; :meth:`to_dict` is report.json (its keys
+    are documented in :func:`kvariant.report.comparison_json`)."""
+
+    threshold: float
+    confidence: float
+    reference: str
+    runs: list[RunInfo]
+    variants: list[Variant]
+    pairs: list[Pair]
+    points: list[FioPoint]
+    xfstests_counts: dict[str, dict[str, dict[str, int]]]  # fstype -> label -> counts
+    xfstests: list[XfstestsDelta]
+    patch_changes: list[PatchChange]
+    notes: list[str]
+
+    def variant(self, label: str) -> Variant:
+        return next(v for v in self.variants if v.label == label)
+
+    @property
+    def labels(self) -> list[str]:
+        return [v.label for v in self.variants]
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "kvariant-compare/1",
+            "threshold": self.threshold,
+            "confidence": self.confidence,
+            "change_of": "mean",
+            "reference": self.reference,
+            "runs": [r.to_dict() for r in self.runs],
+            "variants": [v.to_dict() for v in self.variants],
+            "pairs": [p.to_dict() for p in self.pairs],
+            "fio": [p.to_dict() for p in self.points],
+            "xfstests": {"counts": self.xfstests_counts,
+                         "deltas": [x.to_dict() for x in self.xfstests]},
+            "patch_changes": [c.to_dict() for c in self.patch_changes],
+            "regressions": [r._asdict() for r in regressions(self)],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Comparison":
+        return cls(threshold=d["threshold"], confidence=d["confidence"], reference=d["reference"],
+                   runs=[RunInfo.from_dict(r) for r in d["runs"]],
+                   variants=[Variant.from_dict(v) for v in d["variants"]],
+                   pairs=[Pair.from_dict(p) for p in d["pairs"]],
+                   points=[FioPoint.from_dict(p) for p in d["fio"]],
+                   xfstests_counts=d["xfstests"]["counts"],
+                   xfstests=[XfstestsDelta.from_dict(x) for x in d["xfstests"]["deltas"]],
+                   patch_changes=[PatchChange.from_dict(c) for c in d["patch_changes"]],
+                   notes=list(d["notes"]))
+
+
+# Building it
+
+
+def _variant(label: str, run: RunData, r: VariantResult) -> Variant:
+    stages = {}
+    for name in STAGE_NAMES:
+        s = r.stage(name)
+        stages[name] = s.status.value if s else "-"
+    failed = [FailedCase(s.name, s.status.value, s.message) for s in r.stages
+              if s.status in (Status.FAIL, Status.ERROR)]
+    patches = [Patch.from_dict(p) for p in r.info.get("patches") or [] if isinstance(p, dict)]
+    return Variant(label=label, run_id=run.run_id, name=r.name, status=r.status.value,
+                   base=str(r.info.get("base", "")), commit=str(r.info.get("commit", "")),
+                   accel=str(r.info.get("accel") or run.accel_name), stages=stages, failed=failed,
+                   patches=patches)
+
+
+def _runs_of(figures: dict) -> list[float]:
+    """The per-repeat IOPS of a point: ``iops_runs`` ("25240,15800,21382"),
+    else the one figure ``iops``."""
+    runs = figures.get("iops_runs")
+    if isinstance(runs, str) and runs.strip():
+        try:
+            return [float(x) for x in runs.split(",") if x.strip()]
+        except ValueError:
+            pass
+    elif isinstance(runs, list) and runs:
+        return [float(x) for x in runs]
+    return [float(figures["iops"])]
+
+
+def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
+    found: dict[tuple[str, str, int], FioPoint] = {}
+    for label, r in labelled:
+        for s in r.stages:
+            m = POINT.match(s.name)
+            if not m or s.figures.get("iops") is None:
+                continue
+            key = (m.group("target"), m.group("name"), int(m.group("nj")))
+            p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
+            p.samples[label] = stats.sample(_runs_of(s.figures))
+            p.status[label] = s.status.value
+            note = s.figures.get("note")
+            if note and note not in p.notes:
+                p.notes.append(str(note))
+    targets = list(dict.fromkeys(k[0] for k in found))
+    return [found[k] for k in sorted(found, key=lambda k: (targets.index(k[0]), k[1], k[2]))]
+
+
+def _xfstests_of(r: VariantResult) -> dict[str, dict[str, tuple[str, str]]]:
+    """fstype -> test -> (status, message), for testcases xfstests/<fstype>/<dir>/<test>."""
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for s in r.stages:
+        parts = s.name.split("/", 2)
+        if parts[0] == "xfstests" and len(parts) == 3 and "/" in parts[2]:
+            out.setdefault(parts[1], {})[parts[2]] = (s.status.value, s.message)
+    return out
+
+
+def xfstests_delta(fstype: str, a: str, b: str, kind: str, ta: dict[str, tuple[str, str]],
+                   tb: dict[str, tuple[str, str]]) -> XfstestsDelta:
+    d = XfstestsDelta(fstype, a, b, kind)
+    for test in sorted(set(ta) | set(tb)):
+        sa, ma = ta.get(test, ("missing", ""))
+        sb, mb = tb.get(test, ("missing", ""))
+        if sa == sb:
+            continue
+        if sb in BAD and sa not in BAD:
+            d.new_failures.append(StatusChange(test, sa, sb, mb))
+        elif sa in BAD and sb == "pass":
+            d.fixed.append(StatusChange(test, sa, sb, ma))
+        elif sa in NOT_RUN and sb == "pass":
+            d.now_run.append(StatusChange(test, sa, sb, ma))
+        elif sa not in NOT_RUN and sb in NOT_RUN:
+            d.no_longer_run.append(StatusChange(test, sa, sb, mb))
+        else:
+            d.other.append(StatusChange(test, sa, sb, mb))
+    return d
+
+
+def patch_change(a: str, b: str, pa: list[Patch], pb: list[Patch]) -> PatchChange:
+    """B's patches against A's (see :class:`PatchChange`)."""
+    c = PatchChange(a, b)
+    left = list(pa)
+    unmatched = []
+    for p in pb:
+        old = next((q for q in left if q.subject == p.subject), None)
+        if old is None:
+            unmatched.append(p)
+            continue
+        left.remove(old)
+        if old.patch_id == p.patch_id:
+            c.unchanged.append(p)
+        else:
+            c.changed.append(Revised(p.subject, old.subject, old.patch_id, p.patch_id))
+    for p in unmatched:
+        old = next((q for q in left if p.patch_id and q.patch_id == p.patch_id), None)
+        if old is None:
+            c.added.append(p)
+        else:
+            left.remove(old)
+            c.reworded.append(Revised(p.subject, old.subject, old.patch_id, p.patch_id))
+    c.removed = left
+    return c
+
+
+def _reference(ref: str | None, variants: list[Variant]) -> str:
+    if ref is None:
+        return variants[0].label
+    if any(v.label == ref for v in variants):
+        return ref
+    named = [v.label for v in variants if v.name == ref]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise ConfigError("--reference", "", f"{ref!r} is in several runs ({', '.join(named)}); "
+                          f"name one as RUNID:{ref}")
+    raise ConfigError("--reference", "", f"no variant {ref!r}; the runs hold: "
+                      + ", ".join(v.label for v in variants))
+
+
+def _pairs(ref: str, variants: list[Variant]) -> list[Pair]:
+    """Each variant against the reference; within each run, each variant
+    against the run's first one; each variant against its name's first
+    occurrence in an earlier run.  A pair is listed once (in either order)."""
+    pairs = [Pair(ref, v.label, REFERENCE) for v in variants if v.label != ref]
+
+    def add(a: str, b: str, kind: str) -> None:
+        if not any({p.a, p.b} == {a, b} for p in pairs):
+            pairs.append(Pair(a, b, kind))
+
+    runs = list(dict.fromkeys(v.run_id for v in variants))
+    for run in runs:
+        in_run = [v for v in variants if v.run_id == run]
+        for v in in_run[1:]:
+            add(in_run[0].label, v.label, IN_RUN)
+    first: dict[str, str] = {}
+    for v in variants:
+        if v.name not in first:
+            first[v.name] = v.label
+        else:
+            add(first[v.name], v.label, SAME_NAME)
+    return pairs
+
+
+def _patch_pairs(variants: list[Variant], pairs: list[Pair]) -> list[tuple[str, str]]:
+    """Consecutive variants of a run, then the compared pairs whose A has
+    patches (that B adds all of its patches to none is in the list of
+    patches already)."""
+    out: list[tuple[str, str]] = []
+    for x, y in zip(variants, variants[1:]):
+        if x.run_id == y.run_id and (x.patches or y.patches):
+            out.append((x.label, y.label))
+    by_label = {v.label: v for v in variants}
+    for p in pairs:
+        if (p.a, p.b) not in out and by_label[p.a].patches:
+            out.append((p.a, p.b))
+    return out
+
+
+def _noise_note(points: list[FioPoint], runs: list[RunData], threshold: float) -> list[str]:
+    ref_deltas = [(p, d) for p in points for d in p.deltas if d.kind == REFERENCE]
+    wide = [(p, d) for p, d in ref_deltas
+            if d.verdict == stats.INCONCLUSIVE and d.difference.ci_low_pct is not None]
+    single = [(p, d) for p, d in ref_deltas
+              if d.verdict == stats.INCONCLUSIVE and d.difference.ci_low_pct is None]
+    notes = []
+    if wide:
+        hw = sorted((d.difference.ci_high_pct - d.difference.ci_low_pct) / 2 for _, d in ref_deltas
+                    if d.difference.ci_low_pct is not None)
+        need = []
+        for p, d in ref_deltas:
+            a, b = p.samples[d.a], p.samples[d.b]
+            if a.sd is not None and b.sd is not None and a.mean:
+                n = stats.repeats_needed(a.sd / a.mean, b.sd / a.mean, threshold)
+                need.append(n if n is not None else 10 ** 9)
+        need.sort()
+        n_mid = need[len(need) // 2]
+        if 20 < n_mid < 10 ** 9:
+            n_mid = int(round(n_mid, -1))
+        n_now = sorted(s.n for p in points for s in p.samples.values())[0]
+        tcg = any(r.accel_name == "tcg" for r in runs)
+        t = f"±{threshold * 100:g}%"
+        text = (f"The spread is too large to conclude at {len(wide)} of {len(ref_deltas)} "
+                f"comparisons" + (" (the guest ran under TCG, whose timing is noisy)" if tcg else "")
+                + f": with {n_now} repeats the 95% CI of a change spans "
+                f"±{hw[len(hw) // 2]:.0f}% (median), so only a larger change can show. ")
+        if n_mid < 10 ** 9:
+            text += f"About {n_mid} repeats per point (fio.repeat) would narrow it to {t}"
+        else:
+            text += f"No practical number of repeats would narrow it to {t}"
+        text += "; a KVM guest is far less noisy." if tcg else "."
+        notes.append(text)
+    if single:
+        notes.append(f"{len(single)} comparison(s) rest on a single run per point: no interval, "
+                     "no verdict (set fio.repeat to 3 or more).")
+    return notes
+
+
+def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD,
+                 reference: str | None = None) -> Comparison:
+    """Compare the variants of *runs*: each against the reference (the first
+    variant of the first run unless *reference* names one, as ``variant`` or
+    ``RUNID:variant``), each against the first variant of its run, and each
+    against the same variant name in an earlier run (see :func:`_pairs`).
+    With several runs, variants are labelled ``RUNID:variant``.  Bad input
+    (no run, a threshold outside (0, 1), an unknown or ambiguous reference,
+    a run given twice) raises ConfigError."""
+    if not runs:
+        raise ConfigError("compare", "", "expected at least one run")
+    if not 0 < threshold < 1:
+        raise ConfigError("--threshold", "", f"expected a fraction between 0 and 1 (0.05 = 5%), "
+                          f"got {threshold!r}")
+    ids = [r.run_id for r in runs]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise ConfigError(dup, "", "the same run is given twice")
+    several = len(runs) > 1
+    labelled: list[tuple[str, VariantResult]] = []
+    variants: list[Variant] = []
+    for run in runs:
+        for r in run.variants:
+            label = f"{run.run_id}:{r.name}" if several else r.name
+            labelled.append((label, r))
+            variants.append(_variant(label, run, r))
+    if not variants:
+        raise ConfigError(runs[0].path / "summary.json", "variants", "the run holds no variant")
+    ref = _reference(reference, variants)
+    pairs = _pairs(ref, variants)
+
+    points = _points(labelled)
+    for p in points:
+        for pair in pairs:
+            a, b = p.samples.get(pair.a), p.samples.get(pair.b)
+            if a is None or b is None:
+                continue
+            diff = stats.welch(a, b)
+            word, why = stats.verdict(diff, threshold)
+            p.deltas.append(PointDelta(pair.a, pair.b, pair.kind, diff, word, why))
+
+    xfs = {label: _xfstests_of(r) for label, r in labelled}
+    fstypes = list(dict.fromkeys(f for x in xfs.values() for f in x))
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    key = {"pass": "passed", "fail": "failed", "skip": "skipped", "error": "errors"}
+    for f in fstypes:
+        counts[f] = {}
+        for label, by_f in xfs.items():
+            if f in by_f:
+                c = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+                for st, _ in by_f[f].values():
+                    c[key[st]] += 1
+                counts[f][label] = c
+    # a variant without results on an fstype (no xfstests in that run, or
+    # a failed boot) is not compared on it: all its tests would look new
+    deltas = [xfstests_delta(f, p.a, p.b, p.kind, xfs[p.a][f], xfs[p.b][f])
+              for f in fstypes for p in pairs if f in xfs[p.a] and f in xfs[p.b]]
+
+    by_label = {v.label: v for v in variants}
+    changes = [patch_change(a, b, by_label[a].patches, by_label[b].patches)
+               for a, b in _patch_pairs(variants, pairs)]
+
+    notes = []
+    accels = {r.accel_name for r in runs}
+    if len(accels) > 1:
+        notes.append("The runs used different accelerators (" + ", ".join(
+            f"{r.run_id}: {r.accel_name}" for r in runs) + "): their figures are not comparable.")
+    for r in runs:
+        if r.interrupted or not r.finished:
+            notes.append(f"Run {r.run_id} was {'interrupted' if r.interrupted else 'not finished'}: "
+                         "it holds only what finished.")
+    if points and not any(ref in p.samples for p in points):
+        notes.append(f"The reference {ref} has no fio figures (see its stages): no change is computed "
+                     "against it; choose another reference.")
+    notes += _noise_note(points, runs, threshold)
+    moved = sorted({f"{d.b} at numjobs {p.numjobs}: {d.verdict}" for p in points if p.target == "xfs"
+                    for d in p.deltas if d.kind == REFERENCE and d.verdict in (stats.BETTER, stats.WORSE)})
+    if moved:
+        notes.append("The xfs target runs without FUSE, as a control: a change there ("
+                     + ", ".join(moved) + ") that the patches cannot cause means the variants' "
+                     "guests ran at different speeds, and the other targets' changes carry that too.")
+
+    infos = [RunInfo(r.run_id, str(r.path), r.accel_name, str(r.accel.get("reason", "")), r.started,
+                     r.finished, r.interrupted, r.setup) for r in runs]
+    return Comparison(threshold=threshold, confidence=stats.CONFIDENCE, reference=ref, runs=infos,
+                      variants=variants, pairs=pairs, points=points, xfstests_counts=counts,
+                      xfstests=deltas, patch_changes=changes, notes=notes)
+
+
+class Regression(NamedTuple):
+    variant: str  # the label of B
+    testcase: str  # fio/<target>/<job>-nj<N> or xfstests/<fstype>/<test>
+    message: str
+
+
+def regressions_since(comparison: Comparison, old_run: str, new_run: str) -> list[Regression]:
+    """``run --against OLD``: what got worse in each variant of *new_run*
+    against the variant of the same name in *old_run*."""
+    def same_variant(a: str, b: str) -> bool:
+        va, vb = comparison.variant(a), comparison.variant(b)
+        return va.run_id == old_run and vb.run_id == new_run and va.name == vb.name
+    return regressions(comparison, kinds=(REFERENCE, IN_RUN, SAME_NAME), where=same_variant)
+
+
+def regressions(comparison: Comparison, *, run_id: str | None = None,
+                kinds: tuple[str, ...] = (REFERENCE, IN_RUN, SAME_NAME),
+                where=None) -> list[Regression]:
+    """(variant, testcase, message) for every ``worse`` fio point and every
+    new xfstests failure of B against A, over the pairs of the given *kinds*
+    (against the reference, against the first variant of the run, against
+    the same name in an earlier run), restricted to the B variants of *run_id* when given.
+
+    For ``run --against OLD``: ``regressions(compare_runs([old, new]),
+    run_id=new.run_id, kinds=("same-name",))`` lists what got worse since OLD.
+    """
+    out: list[Regression] = []
+
+    def wanted(a: str, b: str, kind: str) -> bool:
+        return (kind in kinds and (run_id is None or comparison.variant(b).run_id == run_id)
+                and (where is None or where(a, b)))
+
+    for p in comparison.points:
+        for d in p.deltas:
+            if d.verdict == stats.WORSE and wanted(d.a, d.b, d.kind):
+                x = d.difference
+                out.append(Regression(d.b, p.testcase, (
+                    f"IOPS {x.change_pct:+.1f}% (95% CI {x.ci_low_pct:+.1f}% to {x.ci_high_pct:+.1f}%) "
+                    f"against {d.a}: mean {fmt_iops(p.samples[d.a].mean)} -> "
+                    f"{fmt_iops(p.samples[d.b].mean)}")))
+    for x in comparison.xfstests:
+        if not wanted(x.a, x.b, x.kind):
+            continue
+        for t in x.new_failures:
+            out.append(Regression(x.b, f"xfstests/{x.fstype}/{t.test}",
+                                  f"{t.b} ({x.a}: {t.a})" + (f": {t.message}" if t.message else "")))
+    return out
