@@ -19,30 +19,117 @@ PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT / "pipeline.toml"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input: exit code 1, as every other one (2
+    means that a variant failed)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pipeline.py",
         description="Build, boot and test kernel patch variants side by side: each variant's "
                     "patches applied in a worktree of our own, the kernel built incrementally, "
                     "booted with virtme-ng, fio run on XFS over null_blk; JUnit per variant.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     run = sub.add_parser(
         "run", help="run the pipeline on a config",
         description="Run every variant of the config through apply, build, boot, storage and "
                     "fio.  Results go to RESULTS/RUN-ID/: junit.xml, logs and fio JSON per "
                     "variant, summary.json for the run.  Exit code 0 when every variant passed, "
                     "2 when any failed, 1 on a bad config.")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
-                     help=f"the pipeline TOML (default: {DEFAULT_CONFIG.name} beside pipeline.py)")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help=f"the pipeline TOML (default: {DEFAULT_CONFIG.name} beside pipeline.py; "
+                          "with --resume: the interrupted run's)")
     run.add_argument("--results", type=Path, metavar="DIR",
                      help="where runs are written (default: results/ beside the config)")
     run.add_argument("--run-id", metavar="ID",
                      help="name of this run's directory (default: date and time, e.g. 20261121-210500)")
     run.add_argument("--variant", action="append", metavar="NAME",
                      help="run only this variant (repeatable; default: all)")
+    run.add_argument("--resume", metavar="RUN-ID",
+                     help="finish an interrupted run (a run id under RESULTS, or its directory): "
+                          "variants that ended are kept, and of the others only the fio points "
+                          "and xfstests tests that did not end are run")
+    run.add_argument("--against", metavar="RUN|VARIANT|last",
+                     help="regression verdict: fail the testcases that got worse (a significant "
+                          "IOPS drop beyond the threshold, a new xfstests failure) against an "
+                          "earlier run (its id or directory; 'last': the newest finished run of "
+                          "this config in RESULTS), or against a variant of this run")
+    run.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+                     help="smallest IOPS change called better or worse (default 0.05 = 5%%)")
+    run.add_argument("--debug", action="store_true",
+                     help="build every variant with vmconfigs/debug.config too (lockdep, KASAN, "
+                          "UBSAN, hung-task detection): slower, for correctness runs")
+
+    tr = sub.add_parser(
+        "try", help="one patch or series against the configured base, quickly",
+        description="Does my patch hold up?  Runs the config's base (variant baseline) against "
+                    "the base plus PATCH... (variant NAME) with the quick profile "
+                    "(vmconfigs/quick.toml: fio numjobs 1 and 2, 3 short repeats, 2 xfstests) "
+                    "unless --full.  A series is also checked patch by patch: each must apply "
+                    "and build (one testcase per patch; a patch that breaks the build is named).  "
+                    "Prints a verdict per stage and the table; exit code 0 when everything "
+                    "passed, 2 when anything failed.")
+    tr.add_argument("patches", nargs="+", metavar="PATCH",
+                    help="a patch file, a directory of them, an mbox (git format-patch, b4 am), "
+                         "or git:REF (the commits base..REF of the config's tree)")
+    tr.add_argument("--config", type=Path, metavar="FILE",
+                    help=f"where the tree, base, VM and workloads come from (default: {DEFAULT_CONFIG.name})")
+    tr.add_argument("--name", default="patched", type=_slug, metavar="NAME",
+                    help="the patched variant's name (default: patched)")
+    tr.add_argument("--full", action="store_true", help="the config's own fio and xfstests, not the quick profile")
+    tr.add_argument("--results", type=Path, metavar="DIR", help="where runs are written (default: results/)")
+    tr.add_argument("--run-id", metavar="ID", help="name of this run's directory")
+    tr.add_argument("--against", metavar="RUN|VARIANT|last",
+                    help="also fail what regressed against an earlier run or a variant (see run --against)")
+    tr.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+                    help="smallest IOPS change called better or worse (default 0.05 = 5%%)")
+    tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
+
+    cmp = sub.add_parser(
+        "compare", help="compare variants of runs already on disk",
+        description="Compare the variants of one run, or the same variants across runs "
+                    "(yesterday's v1 against today's v2), from their summary.json: nothing is "
+                    "run again.  Writes report.md (the cover-letter table), report.html (with "
+                    "plots) and report.json.  Each fio point's repeats give a mean with a 95%% "
+                    "confidence interval; a change is significant only when Welch's interval "
+                    "excludes 0 and it exceeds the threshold.")
+    cmp.add_argument("runs", nargs="+", metavar="RUN",
+                     help="a run directory, or a run id under RESULTS")
+    cmp.add_argument("--results", type=Path, metavar="DIR",
+                     help="where run ids are looked up (default: results/ beside pipeline.py)")
+    cmp.add_argument("--reference", metavar="VARIANT",
+                     help="what the others are compared against: VARIANT or RUN-ID:VARIANT "
+                          "(default: the first variant of the first run)")
+    cmp.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+                     help="smallest change worth calling better or worse (default 0.05 = 5%%)")
+    cmp.add_argument("--out", type=Path, metavar="DIR",
+                     help="where the reports go (default: the run's directory; for several "
+                          "runs, compare-<ids>/ in the last one)")
     return p
+
+
+def _slug(text: str) -> str:
+    if not config_mod.SLUG.match(text) or text == "baseline":
+        raise argparse.ArgumentTypeError(f"expected a slug other than baseline (lower-case letters, "
+                                         f"digits, '.', '_', '-'), got {text!r}")
+    return text
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.05 or 5%, got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
 
 
 def _on_signal(signum, frame):
@@ -58,35 +145,180 @@ def _on_signal(signum, frame):
 
 
 def cmd_run(args) -> int:
-    from .report import UI, print_summary
+    previous = None
+    if args.resume:
+        run_dir, previous, cfg = _resumable(args)
+        against = _against(args.against, cfg, run_dir.parent)
+    else:
+        cfg = config_mod.load(args.config or DEFAULT_CONFIG)
+        cfg = config_mod.select_variants(cfg, args.variant)
+        if args.debug:
+            cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
+        results_root = (args.results or cfg.root / "results").expanduser().resolve()
+        against = _against(args.against, cfg, results_root)
+        run_dir = _new_run_dir(results_root, args.run_id)
+    return _execute(args, cfg, run_dir, against, previous)
+
+
+def cmd_try(args) -> int:
+    """``try PATCH...``: the configured base against it, quick profile."""
+    config_path = (args.config or DEFAULT_CONFIG).expanduser()
+    data = config_mod.read_toml(config_path)
+    specs = [p if p.startswith("git:") else str(Path(p).expanduser().resolve()) for p in args.patches]
+    data["variant"] = [{"name": "baseline"}, {"name": args.name, "patches": specs, "bisect": True}]
+    if not args.full:
+        data = config_mod.with_profile(data, config_mod.VMCONFIGS / "quick.toml")
+    try:
+        cfg = config_mod.load_data(config_path, data)
+    except ConfigError as e:  # name the command-line argument, not the generated table
+        if e.key.startswith("variant[1]"):
+            raise ConfigError("try", "PATCH", e.expected) from None
+        raise
+    if args.debug:
+        cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
+    results_root = (args.results or cfg.root / "results").expanduser().resolve()
+    against = _against(args.against, cfg, results_root)
+    run_dir = _new_run_dir(results_root, args.run_id)
+    return _execute(args, cfg, run_dir, against, None)
+
+
+def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) -> int:
+    from .report import UI, apply_regressions, print_summary, write_run_reports
     from .runner import STAGES, Run
 
-    cfg = config_mod.select_variants(config_mod.load(args.config), args.variant)
-    results_root = (args.results or cfg.root / "results").expanduser().resolve()
-    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
-    if not config_mod.SLUG.match(run_id.lower()) or "/" in run_id:
-        raise ConfigError("--run-id", "", f"expected a name usable as a directory, got {run_id!r}")
-    run_dir = results_root / run_id
-    if (run_dir / "summary.json").exists():
-        raise ConfigError("--run-id", "", f"{run_dir} already holds a run; choose another id")
+    run_id = run_dir.name
+    against_dir, against_variant = against
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".writable"
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise ConfigError("--results", "", f"{results_root} is not writable: {e.strerror}")
+        raise ConfigError("--results", "", f"{run_dir} is not writable: {e.strerror}")
     _log_to(run_dir / "run.log")
     print(run_dir, flush=True)
     ui = UI()
-    run = Run(cfg, run_dir, run_id, ui)
+    run = Run(cfg, run_dir, run_id, ui, previous=previous)
+    run.threshold = args.threshold
     ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
     results = run.execute()
-    print_summary(ui, run, STAGES)
+    if args.against == "last":  # the newest finished run before this one
+        against_dir = _last_run(run_dir.parent, cfg.path, exclude=run_dir)
+        if against_dir is None:
+            ui.info(f"--against last: no earlier finished run of {cfg.path.name} in {run_dir.parent}; "
+                    "no regression verdict this time")
+    comparison, regs = None, []
+    try:
+        if not run.interrupted and (against_dir is not None or against_variant is not None):
+            regs = apply_regressions(run, against_dir, against_variant)
+        comparison = write_run_reports(run, against_dir, against_variant)
+    except KvariantError:
+        raise
+    except Exception:  # a bug in the reports must not hide the run's results
+        logging.getLogger(__name__).exception("writing the reports")
+        ui.info("kvariant: could not write the reports (see run.log); the JUnit files and summary.json are complete")
+    print_summary(ui, run, STAGES, comparison)
+    for r in regs:
+        ui.info(f"REGRESSION {r.variant} {r.testcase}: {r.message}")
     print(run_dir, flush=True)
     if run.interrupted:
         return 130
     return 0 if all(r.status == Status.PASS for r in results) else 2
+
+
+def _against(value: str | None, cfg, results_root: Path) -> tuple[Path | None, str | None]:
+    """--against, checked before the run starts: (an earlier run's
+    directory, or a variant of this run); "last" is looked up at the end."""
+    if value is None or value == "last":
+        return None, None
+    if value in {v.name for v in cfg.variants}:
+        return None, value
+    from .compare import load_run, resolve_run_dir
+    try:
+        found = resolve_run_dir(value, results_root)
+    except ConfigError:
+        raise ConfigError("--against", "", f"expected a variant of the config, 'last', or an earlier "
+                          f"run (an id under {results_root}, or a directory), got {value!r}") from None
+    load_run(found)  # a readable summary, or one line saying why not
+    return found, None
+
+
+def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
+    """The newest finished run of *config* under *results_root*: the same
+    file, or a file with the same content (a CI job's checkout may move)."""
+    import json
+    from .report import config_digest
+    digest = config_digest(config)
+    best = None
+    for d in results_root.iterdir():
+        if d == exclude or not (d / "summary.json").is_file():
+            continue
+        try:
+            s = json.loads((d / "summary.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if s.get("finished") and (s.get("config") == str(config) or s.get("config_sha256") == digest):
+            key = (s.get("started", ""), d.stat().st_mtime)
+            if best is None or key > best[0]:
+                best = (key, d)
+    return best[1] if best else None
+
+
+def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
+    """Make this run's directory.  mkdir is the claim: two runs started in
+    the same second get different directories (-2, -3...), never one."""
+    if run_id is not None and (not config_mod.SLUG.match(run_id.lower()) or "/" in run_id):
+        raise ConfigError("--run-id", "", f"expected a name usable as a directory, got {run_id!r}")
+    try:
+        results_root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("--results", "", f"{results_root} is not writable (cannot make that directory: {e.strerror})")
+    base = run_id or time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100):
+        run_dir = results_root / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            if run_id is not None:
+                raise ConfigError("--run-id", "", f"{run_dir} already holds a run; choose another id")
+        except OSError as e:
+            raise ConfigError("--results", "", f"{results_root} is not writable: {e.strerror}")
+    raise ConfigError("--results", "", f"{results_root}: no free run directory for {base}")
+
+
+def _resumable(args) -> tuple[Path, dict, "config_mod.Config"]:
+    """The interrupted run's directory, its summary and its config, checked."""
+    import json
+    from .report import config_digest
+
+    given = Path(args.resume).expanduser()
+    if given.is_dir():
+        run_dir = given.resolve()
+    else:
+        root = args.results or (args.config or DEFAULT_CONFIG).parent / "results"
+        run_dir = (root.expanduser() / args.resume).resolve()
+    summary_file = run_dir / "summary.json"
+    try:
+        summary = json.loads(summary_file.read_text())
+    except FileNotFoundError:
+        raise ConfigError("--resume", "", f"{summary_file} does not exist: expected the id or "
+                                          f"directory of an earlier run") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(summary_file, "", f"not a readable run summary: {e}") from None
+    if summary.get("finished"):
+        raise ConfigError("--resume", "", f"run {run_dir.name} finished; there is nothing to resume")
+    cfg_path = Path(args.config or summary.get("config", ""))
+    cfg = config_mod.load(cfg_path)
+    if summary.get("config_sha256") and config_digest(cfg.path) != summary["config_sha256"]:
+        raise ConfigError(cfg.path, "", f"changed since run {run_dir.name} began; "
+                                        f"--resume needs the config it ran with")
+    planned = summary.get("planned_variants") or [v["name"] for v in summary.get("variants", [])]
+    if args.variant:
+        raise ConfigError("--variant", "", "not with --resume: the run's own variants are resumed")
+    cfg = config_mod.select_variants(cfg, planned)
+    if summary.get("debug"):
+        cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
+    return run_dir, summary, cfg
 
 
 def _log_to(path: Path) -> None:
@@ -112,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "try":
+            return cmd_try(args)
+        if args.command == "compare":
+            from .report import compare_main
+            return compare_main(args.runs, args.out, args.threshold, args.reference,
+                                results_root=(args.results or PROJECT / "results").expanduser())
     except KvariantError as e:
         print(f"kvariant: error: {e}", file=sys.stderr)
         return e.exit_code
