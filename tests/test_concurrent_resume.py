@@ -119,6 +119,9 @@ def test_killed_run_resumed_ends_as_an_uninterrupted_one(reference):
     again = next(s for s in after["variants"][0]["stages"] if s["name"] == "fio/xfs/randwrite-4k-nj1")
     assert again == kept
     assert (run_dir / "baseline" / "console-interrupted1.log").exists()
+    # the kernels of an unchanged config are reused: nothing is built again
+    assert all(v["info"]["build_reused"] for v in after["variants"])
+    assert "kernels: 0 built (0 s of building), 2 reused" in err
     reference_dir = results / reference["outs"][0][0].strip().splitlines()[-1]
     assert verdicts(run_dir) == verdicts(reference_dir)
     assert qemu_pids("kv-killed-") == []

@@ -56,7 +56,10 @@ def test_default_pipeline(tmp_path):
     # directory (or reused whole when an earlier run built it)
     info = by_name["parallel-dio"]["info"]
     assert info["build_reused"] or info["build_seconds"] < 300, info
-    table = (run_dir / "fio.md").read_text()
-    assert "| numjobs | baseline fuse-passthrough | parallel-dio fuse-passthrough | Δ fuse-passthrough |" in table
+    report = (run_dir / "report.md").read_text()
+    assert "| numjobs | baseline fuse-passthrough | parallel-dio fuse-passthrough | Δ fuse-passthrough |" in report
+    assert "data:image/png;base64," in (run_dir / "report.html").read_text()
+    assert json.loads((run_dir / "report.json").read_text())["reference"] == "baseline"
+    assert "kernels: " in proc.stderr
     assert tree_state(cfg.kernel.tree) == before
     assert qemu_pids("kv-e2e-") == []
