@@ -150,14 +150,19 @@ def cmd_run(args) -> int:
         run_dir, previous, cfg = _resumable(args)
         against = _against(args.against, cfg, run_dir.parent)
     else:
-        cfg = config_mod.load(args.config or DEFAULT_CONFIG)
-        cfg = config_mod.select_variants(cfg, args.variant)
-        if args.debug:
-            cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
-        results_root = (args.results or cfg.root / "results").expanduser().resolve()
-        against = _against(args.against, cfg, results_root)
-        run_dir = _new_run_dir(results_root, args.run_id)
+        cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG), args.variant)
+        cfg, run_dir, against = _start(args, cfg)
     return _execute(args, cfg, run_dir, against, previous)
+
+
+def _start(args, cfg):
+    """A new run of *cfg*: --debug applied, --against checked, its
+    directory claimed."""
+    if args.debug:
+        cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
+    results_root = (args.results or cfg.root / "results").expanduser().resolve()
+    against = _against(args.against, cfg, results_root)
+    return cfg, _new_run_dir(results_root, args.run_id), against
 
 
 def cmd_try(args) -> int:
@@ -174,11 +179,7 @@ def cmd_try(args) -> int:
         if e.key.startswith("variant[1]"):
             raise ConfigError("try", "PATCH", e.expected) from None
         raise
-    if args.debug:
-        cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
-    results_root = (args.results or cfg.root / "results").expanduser().resolve()
-    against = _against(args.against, cfg, results_root)
-    run_dir = _new_run_dir(results_root, args.run_id)
+    cfg, run_dir, against = _start(args, cfg)
     return _execute(args, cfg, run_dir, against, None)
 
 

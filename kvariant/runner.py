@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -146,14 +147,17 @@ class VariantRun:
         # the kernel's messages while the stage runs, once there is a guest
         mark = self.vm.console_mark() if self.vm is not None and self.vm.guest is not None else None
         try:
-            yield stage
+            try:
+                yield stage
+            except StageError as e:
+                raise self.as_guest_gone(e, stage.name) from None
         except GuestGone as e:
             stage.status = Status.ERROR
             stage.message, stage.reproduce = e.message, e.reproduce
             stage.detail = e.detail
             if "--- console, last lines ---" not in stage.detail and self.vm is not None:
                 stage.detail += f"\n\n--- console, last lines ---\n{console_tail(self.vm.console)}"
-            self.gone = f"the guest stopped answering during {stage.name}"
+            self.gone = self.gone or f"the guest stopped answering during {stage.name}"
         except BootFailed as e:
             stage.status = Status.ERROR if e.hung else Status.FAIL
             stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
@@ -177,17 +181,34 @@ class VariantRun:
         if interrupted:
             raise Interrupted()
 
+    def as_guest_gone(self, e: StageError, what: str) -> StageError:
+        """A failure while the guest's qemu is gone (a panic, a crash) is the
+        guest dying, whatever the command that noticed it said."""
+        vm = self.vm
+        if isinstance(e, (GuestGone, BootFailed)) or vm is None or vm.proc is None:
+            return e
+        try:
+            vm.proc.wait(timeout=2)  # a qemu that is dying has a moment to go
+        except subprocess.TimeoutExpired:
+            return e
+        self.gone = f"the guest died during {what}"
+        return GuestGone(f"{self.gone} (qemu exited; {e.message})", e.detail, e.reproduce)
+
     @staticmethod
     def fail_on_splats(stage: StageResult, kernel_log: str) -> None:
         """A kernel splat while the stage ran fails it: the splat's first
         line leads the message, the reports are the body.  A workload that
-        missed its deadline stays an error unless a report explains it (a
-        BUG or a lockdep report before the hang: then it is a failure); the
-        hung-task and stall reports only describe the hang."""
+        missed its deadline or lost its guest stays an error unless a report
+        explains it (a BUG or a lockdep report before the hang: then it is a
+        failure); the hung-task and stall reports only describe a hang, and
+        a panic alone is the guest dying."""
         splats = find_splats(kernel_log)
         if not splats:
             return
-        causes = [x for x in splats if x.kind not in HANG_KINDS]
+        # a report that explains a hang; a panic ends the guest: it is an
+        # error's cause only when a report came before it
+        causes = [x for x in splats if x.kind not in HANG_KINDS and not (
+            stage.status == Status.ERROR and x.first_line.startswith("Kernel panic"))]
         more = f" (+{len(splats) - 1} more)" if len(splats) > 1 else ""
         if stage.status == Status.ERROR and not causes:
             stage.message = f"{stage.message}; kernel: {splats[0].first_line}{more}"
@@ -378,6 +399,8 @@ class VariantRun:
                 note += f"attempt {attempt} failed: {e.message} [{kept.name}]; "
                 self.vm = None
         self.result.info["boot_attempts"] = attempt
+        self.result.info["vng"] = " ".join(self.vm.argv)  # how to boot this kernel by hand
+        self.result.info["ssh_port"] = self.vm.port
         self.result.info["accel"] = "kvm" if self.run.accel.kvm else "tcg"
         self.result.info["accel_reason"] = self.run.accel.reason
         uname = self.vm.guest.run("uname -r", timeout=30).stdout.strip()
@@ -419,10 +442,12 @@ class VariantRun:
                     if self.gone:
                         return
             except StageError as e:  # the target's set-up: its points say why
+                e = self.as_guest_gone(e, f"{name}'s set-up")
                 status = Status.FAIL
                 detail = e.detail
                 if isinstance(e, GuestGone):
-                    status, self.gone = Status.ERROR, f"the guest stopped answering during {name}'s set-up"
+                    status = Status.ERROR
+                    self.gone = self.gone or f"the guest stopped answering during {name}'s set-up"
                     detail = self.hang_detail(e.detail)
                 done = {s.name for s in self.result.stages}
                 for point in points:
@@ -468,9 +493,11 @@ class VariantRun:
                 counters, why = target.check(before, target.counters(self.vm.guest))
                 if why:
                     stage.status, stage.message = Status.FAIL, why
-            except GuestGone as e:
-                e.detail = self.hang_detail(e.detail)
-                raise
+            except StageError as e:
+                e = self.as_guest_gone(e, name)
+                if isinstance(e, GuestGone):
+                    e.detail = self.hang_detail(e.detail)
+                raise e from None
             finally:  # the figures of the runs that finished, whatever happened next
                 if runs:
                     stage.figures = {**summarize_runs(runs), **counters,

@@ -118,9 +118,10 @@ class VM:
         self.argv = vng_argv(self.kernel_image, name=self.name, cpus=self.cpus,
                              memory=self.memory, port=self.port, kvm=self.kvm)
         self.console.parent.mkdir(parents=True, exist_ok=True)
+        # (qemu's console opens the file afresh: the command goes to the log
+        # and the variant's summary, not into console.log)
+        log.info("starting %s: %s", self.name, " ".join(self.argv))
         out = open(self.console, "ab")
-        out.write(f"$ {' '.join(self.argv)}\n".encode())
-        out.flush()
         try:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=base_env(virtme_path()),
