@@ -329,7 +329,7 @@ class VariantRun:
         the build stage."""
         patches = self.result.info["patches"]
         for i, p in enumerate(patches, 1):
-            name = f"series/{i:02d}-{slug(p['subject'])[:50]}"
+            name = f"series/{i:02d}-{slug(p['subject'])[:64]}"
             stage = StageResult(name, Status.PASS, suite="series", log=f"build-patch{i:02d}.log")
             with self.measuring(stage):
                 try:

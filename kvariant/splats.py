@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-SPLAT_LINES = 30  # kernel log lines kept per splat in an excerpt
+SPLAT_LINES = 60  # kernel log lines kept per splat in an excerpt (a hung-task report is ~55)
 
 
 # Kernel log

@@ -207,3 +207,18 @@ def test_against_an_earlier_run_fails_the_testcase_that_regressed(tmp_path):
     assert cases["fio/fuse-passthrough/randwrite-4k-nj2"].find("failure") is not None
     assert cases["fio/xfs/randwrite-4k-nj2"].find("failure") is None  # not against the earlier run
     assert [(s.name, s.status, s.message) for s in results[0].stages] == before and saved == [True]
+
+
+def test_real_reports_of_the_debug_profile():
+    """From tests/fixtures/fault-matrix-debug.toml under TCG: the hung-task
+    detector (20 s) on the self-deadlock, naming the lock's owner, and a
+    KASAN report at boot that tainted the kernel and turned lockdep off."""
+    from kvariant.splats import find_splats, splat_excerpt
+    hung = (SPLATS / "hung-task.txt").read_text()
+    assert [(s.kind, s.first_line) for s in find_splats(hung)][:2] == [
+        ("hung", "INFO: task fio:1046 blocked for more than 20 seconds."),
+        ("hung", "INFO: task fio:1047 blocked for more than 20 seconds.")]
+    assert "blocked on an rw-semaphore likely owned by task fio:1047" in splat_excerpt(hung)
+    kasan = (SPLATS / "kasan-at-boot.txt").read_text()
+    assert [(s.kind, s.first_line) for s in find_splats(kasan)] == [
+        ("kasan", "BUG: KASAN: wild-memory-access in do_raw_spin_lock+0x121/0x270")]

@@ -56,8 +56,8 @@ def test_try_a_three_patch_series(tmp_path):
     got = cases(tmp_path / "three", "v2")
     series = sorted(n for n in got if n.startswith("series/"))
     assert series == ["series/01-fuse-keep-FOPEN_PARALLEL_DIRECT_WRITES-for-passthrough-opens",
-                      "series/02-fuse-take-the-inode-lock-shared-for-parallel-passthrough",
-                      "series/03-fuse-passthrough-assert-the-inode-lock-in-the-end_write"]
+                      "series/02-fuse-take-the-inode-lock-shared-for-parallel-passthrough-O_DIREC",
+                      "series/03-fuse-passthrough-assert-the-inode-lock-in-the-end_write-callback"]
     assert all(got[n] == "pass" for n in series)
     assert all(got[n] == "pass" for n in ("apply", "build", "boot", "fio/xfs/randwrite-4k-nj2"))
     summary = json.loads((tmp_path / "three" / "summary.json").read_text())
