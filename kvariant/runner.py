@@ -25,7 +25,7 @@ from .config import Config, Variant
 from .errors import GuestGone, InfraError, ResultsUnwritable, RunInterrupted, StageError
 from .junit import write_junit
 from .model import StageResult, Status, VariantResult
-from .paths import slug
+from .paths import short_hash, slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .splats import find_splats, splat_excerpt
 from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
@@ -357,7 +357,10 @@ class VariantRun:
     def boot(self) -> str:
         accel = self.run.accel
         vm_cfg, t = self.config.vm, self.config.timeouts
-        name = f"kv-{self.run.run_id}-{self.variant.name}"[:60]
+        # run ids are unique within one results directory only: the name
+        # also carries a hash of the run's directory, since a teardown kills
+        # leftover qemus by name
+        name = f"kv-{self.run.run_id}-{self.variant.name}"[:52] + f"-{short_hash(str(self.run.run_dir), length=6)}"
 
         def make(kvm: bool, deadline: float) -> VM:
             return VM(self.kernel_image, name=name, cpus=vm_cfg.cpus, memory=vm_cfg.memory,

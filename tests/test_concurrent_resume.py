@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_two_runs_at_once_do_not_collide(reference):
     assert len(ports) == 4  # every guest had its own port
     assert verdicts(reference["results"] / dirs[0]) == verdicts(reference["results"] / dirs[1])
     assert tree_state(reference["tree"]) == reference["before"]
-    assert qemu_pids("kv-") == []
+    assert all(qemu_pids(f"kv-{Path(d).name}-") == [] for d in dirs)
 
 
 def test_killed_run_resumed_ends_as_an_uninterrupted_one(reference):
