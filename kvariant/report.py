@@ -193,7 +193,7 @@ def build_line(results: list[VariantResult]) -> str:
             seconds += r.info.get("build_seconds", 0.0)
         for s in r.stages:
             if s.suite == "series" and s.status == Status.PASS:
-                if "(reused)" in s.message:
+                if s.figures.get("build_reused"):
                     reused += 1
                 else:
                     built += 1

@@ -341,7 +341,8 @@ class VariantRun:
                     raise
                 stage.message = (f"patch {i}/{len(patches)} applies and builds "
                                  f"({'reused' if res.reused else f'built in {res.seconds:.0f} s'})")
-                stage.figures = {"commit": p["commit"], "patch_id": p["patch_id"]}
+                stage.figures = {"commit": p["commit"], "patch_id": p["patch_id"],
+                                 "build_reused": res.reused}
 
     def build(self) -> str:
         res = build_kernel(self.run.mirror, self.commit, self.fragments(), self.dir / "build.log",

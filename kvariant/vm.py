@@ -152,10 +152,10 @@ class VM:
 
     def panicked(self, mark: int = 0) -> str:
         """The panic line when the kernel panicked after *mark*, or ""."""
-        for line in self.console_since(mark).splitlines():
-            if "Kernel panic - not syncing" in line:
-                return panic_line(self.console_since(mark)) or line.strip()
-        return ""
+        text = self.console_since(mark)
+        if "Kernel panic - not syncing" not in text:
+            return ""
+        return panic_line(text) or "Kernel panic - not syncing"
 
     def booting(self) -> bool:
         """Still worth waiting for: qemu runs and the kernel has not panicked
