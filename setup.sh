@@ -7,6 +7,7 @@
 #   ./setup.sh packages   only the Debian packages
 #   ./setup.sh venv       only the virtualenv
 #   ./setup.sh tree       only the default kernel tree
+#   ./setup.sh fuse       only libfuse's passthrough_hp (the second FUSE server)
 #
 # Environment:
 #   KVARIANT_CACHE   cache directory (default ~/.cache/kvariant)
@@ -23,6 +24,14 @@ kernel_pkg_version=7.2.13-1
 kernel_tag=v7.2.13
 kernel_tree=$cache/linux-7.2
 
+# libfuse's own passthrough server, built from Debian's fuse3 source package
+# (Debian 12's libfuse 3.14 predates passthrough; the package ships no
+# passthrough_hp binary).
+fuse_pkg=fuse3
+fuse_version=3.18.3
+fuse_pkg_version=3.18.3-1
+fuse_dir=$cache/libfuse-$fuse_version
+
 # Host packages: kernel build, virtme-ng's runtime, the guest's tools (the
 # guest runs the host's binaries), and FUSE user space.
 packages=(
@@ -31,6 +40,7 @@ packages=(
     busybox iproute2 udev file
     fio xfsprogs fuse3 psmisc acl attr gawk util-linux
     git
+    g++ meson ninja-build
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -88,32 +98,47 @@ setup_venv() {
     echo "$want" > "$stamp"
 }
 
-# Debian's kernel source turned into a git repository tagged $kernel_tag.
-setup_tree() {
-    if git -C "$kernel_tree" rev-parse -q --verify "refs/tags/$kernel_tag" >/dev/null 2>&1; then
-        say "tree: $kernel_tree has $kernel_tag"
-        return
-    fi
-    local apt_dir=$cache/apt
+# A private apt configuration for sid and trixie-backports (binary and
+# source): its own sources list, lists and archives under $cache/apt.  The
+# system's apt configuration is never touched.  Sets $apt_dir and $aptopts.
+private_apt() {
+    apt_dir=$cache/apt
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
     local mirror
     mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
     [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\)\/* .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n1)
     [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
     local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    {
-        echo "deb [signed-by=$keyring] $mirror sid main"
-        echo "deb [signed-by=$keyring] $mirror trixie-backports main"
-    } > "$apt_dir/sources.list"
-    local aptopts=(
+    local want suite
+    want=$(for suite in sid trixie-backports; do
+        echo "deb [signed-by=$keyring] $mirror $suite main"
+        echo "deb-src [signed-by=$keyring] $mirror $suite main"
+    done)
+    if [ "$(cat "$apt_dir/sources.list" 2>/dev/null)" != "$want" ]; then
+        echo "$want" > "$apt_dir/sources.list"
+        rm -f "$apt_dir/lists/"*_dists_* 2>/dev/null || true
+    fi
+    aptopts=(
         -q -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
         -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
         -o APT::Sandbox::User=root
     )
+    if ! ls "$apt_dir/lists/"*_Sources >/dev/null 2>&1; then
+        say "apt: updating the private lists ($apt_dir)"
+        apt-get "${aptopts[@]}" update >/dev/null
+    fi
+}
+
+# Debian's kernel source turned into a git repository tagged $kernel_tag.
+setup_tree() {
+    if git -C "$kernel_tree" rev-parse -q --verify "refs/tags/$kernel_tag" >/dev/null 2>&1; then
+        say "tree: $kernel_tree has $kernel_tag"
+        return
+    fi
+    private_apt
     local deb=$apt_dir/${kernel_pkg}_${kernel_pkg_version}_all.deb
     if [ ! -s "$deb" ]; then
         say "tree: fetching $kernel_pkg $kernel_pkg_version with a private apt list ($apt_dir)"
-        apt-get "${aptopts[@]}" update >/dev/null
         (cd "$apt_dir" && apt-get "${aptopts[@]}" download "$kernel_pkg=$kernel_pkg_version" >/dev/null) ||
             die "could not download $kernel_pkg=$kernel_pkg_version (is it still in sid or trixie-backports?)"
     fi
@@ -141,14 +166,49 @@ setup_tree() {
     say "tree: $kernel_tree ready at $kernel_tag"
 }
 
+# libfuse's example/passthrough_hp, built from the orig tarball of Debian's
+# fuse3 source package (its hashes checked by apt against the signed lists)
+# with libfuse linked statically: $fuse_dir/passthrough_hp.  The guest runs
+# it from the host's file system, as it runs our own server.
+setup_fuse() {
+    local bin=$fuse_dir/passthrough_hp
+    if [ -x "$bin" ]; then
+        say "fuse: $bin built"
+        return
+    fi
+    private_apt
+    local src=$fuse_dir/src
+    local orig=$apt_dir/${fuse_pkg}_${fuse_version}.orig.tar.gz
+    if [ ! -s "$orig" ]; then
+        say "fuse: fetching the $fuse_pkg $fuse_pkg_version source package"
+        (cd "$apt_dir" && apt-get "${aptopts[@]}" source --download-only "$fuse_pkg=$fuse_pkg_version" >/dev/null) ||
+            die "could not download the source of $fuse_pkg=$fuse_pkg_version (is it still in sid or trixie-backports?)"
+    fi
+    rm -rf "$src" "$fuse_dir/build"
+    mkdir -p "$src"
+    tar -xzf "$orig" -C "$src" --strip-components=1
+    say "fuse: building passthrough_hp (about a minute; log: $fuse_dir/build.log)"
+    if ! { meson setup "$fuse_dir/build" "$src" -Ddefault_library=static -Dutils=false \
+                -Dtests=false -Dexamples=true -Denable-io-uring=false -Duseroot=false &&
+           ninja -C "$fuse_dir/build" example/passthrough_hp; } > "$fuse_dir/build.log" 2>&1; then
+        tail -n 20 "$fuse_dir/build.log" >&2
+        die "building passthrough_hp failed (whole log: $fuse_dir/build.log)"
+    fi
+    cp "$fuse_dir/build/example/passthrough_hp" "$bin.tmp"
+    mv "$bin.tmp" "$bin"
+    rm -rf "$src" "$fuse_dir/build"
+    say "fuse: $bin ready (libfuse $fuse_version)"
+}
+
 main() {
     mkdir -p "$cache"
     case "${1:-all}" in
         packages) setup_packages ;;
         venv) setup_venv ;;
         tree) setup_tree ;;
-        all) setup_packages; setup_venv; setup_tree ;;
-        *) die "unknown step '$1' (expected packages, venv, tree or nothing)" ;;
+        fuse) setup_fuse ;;
+        all) setup_packages; setup_venv; setup_tree; setup_fuse ;;
+        *) die "unknown step '$1' (expected packages, venv, tree, fuse or nothing)" ;;
     esac
 }
 
