@@ -1,0 +1,141 @@
+"""Both FUSE servers mounted on this host (its kernel has FUSE passthrough
+and the fuse:fuse_request_send tracepoint), and the kernel-side count of the
+READ/WRITE requests that reach a server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvariant.fuse.server import read_stats
+from kvariant.fuse.servers import SERVERS, LIBFUSE_VERSION, MountSpec, PassthroughHp, get_server
+from kvariant.workloads import fusetrace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sh(script: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+# pure parts
+
+
+def test_connection_is_the_kernel_dev_t_of_maj_min():
+    assert fusetrace.connection_of("0:52") == 52
+    assert fusetrace.connection_of("8:1\n") == (8 << 20) | 1
+    with pytest.raises(ValueError):
+        fusetrace.connection_of("fuse")
+
+
+def test_stats_count_entries_and_overrun_over_cpus():
+    text = ("entries: 3\noverrun: 0\ncommit overrun: 9\nbytes: 120\ndropped events: 0\n"
+            "entries: 1024\noverrun: 7\ncommit overrun: 0\n")
+    assert fusetrace.parse_stats(text) == 3 + 1024 + 7
+    with pytest.raises(ValueError):
+        fusetrace.parse_stats("cat: no such file\n")
+
+
+def test_instance_tags_cannot_leave_the_instances_directory():
+    assert fusetrace.instance_dir("fuse-passthrough").endswith("/instances/kvariant-fuse-passthrough")
+    for bad in ("../x", "a b", "", "A"):
+        with pytest.raises(ValueError):
+            fusetrace.instance_dir(bad)
+
+
+def test_setup_builds_the_libfuse_version_the_registry_runs():
+    text = (REPO / "setup.sh").read_text()
+    assert re.search(rf"^fuse_version={re.escape(LIBFUSE_VERSION)}$", text, re.M)
+
+
+def test_passthrough_hp_argv_maps_the_open_policy():
+    hp = get_server("passthrough_hp")
+    spec = MountSpec("/src", "/mnt", passthrough=False, direct_io=True, threads=2, fsname="/dev/x")
+    argv = hp.argv(spec, python="python3")
+    assert argv[0].endswith(f"libfuse-{LIBFUSE_VERSION}/passthrough_hp")
+    assert argv[1:] == ["--nopassthrough", "--direct-io", "--num-threads", "2",
+                        "-o", "fsname=/dev/x", "/src", "/mnt"]
+    assert hp.refuse(parallel_direct_writes=False, direct_io=False)
+    assert not hp.refuse(parallel_direct_writes=True, direct_io=True)
+    with pytest.raises(ValueError, match="known: kvariant, passthrough_hp"):
+        get_server("fusexmp")
+
+
+# real mounts on this host
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """Mount a server over tmp_path/src at tmp_path/mnt with a trace
+    instance counting its data requests; always unmounted afterwards."""
+    mounts = []
+
+    def mount(server: str, passthrough: bool):
+        src, mnt = tmp_path / "src", tmp_path / "mnt"
+        src.mkdir(exist_ok=True)
+        mnt.mkdir(exist_ok=True)
+        spec = MountSpec(str(src), str(mnt), passthrough=passthrough, threads=2,
+                         stats=str(tmp_path / "stats.json"), log=str(tmp_path / "server.log"))
+        s = get_server(server)
+        assert not s.missing(), s.missing()
+        argv = s.argv(spec, python=sys.executable)
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO,
+                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+        assert res.returncode == 0, res.stderr
+        mounts.append(mnt)
+        tag = f"test-{server.replace('_', '-')}"
+        started = sh(fusetrace.start_script(tag, str(mnt)))
+        assert started.returncode == 0, started.stderr
+        mounts.append(tag)
+        return mnt, tag
+
+    yield mount
+    for m in reversed(mounts):
+        if isinstance(m, Path):
+            sh(f"umount {m} || umount -l {m}")
+        else:
+            sh(fusetrace.stop_script(m))
+
+
+def _requests(tag: str) -> int:
+    res = sh(fusetrace.read_script(tag))
+    assert res.returncode == 0, res.stderr
+    return fusetrace.parse_stats(res.stdout)
+
+
+def _direct_io(mnt: Path) -> None:
+    res = sh(f"dd if=/dev/zero of={mnt}/f bs=4k count=64 oflag=direct status=none && "
+             f"dd if={mnt}/f of=/dev/null bs=4k iflag=direct status=none")
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_passthrough_keeps_data_requests_from_the_server(mounted, server):
+    mnt, tag = mounted(server, passthrough=True)
+    before = _requests(tag)
+    _direct_io(mnt)
+    assert _requests(tag) - before == 0
+    assert (mnt.parent / "src" / "f").stat().st_size == 64 * 4096
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_without_passthrough_the_kernel_counts_every_read_and_write(mounted, server, tmp_path):
+    mnt, tag = mounted(server, passthrough=False)
+    before = _requests(tag)
+    _direct_io(mnt)
+    seen = _requests(tag) - before
+    assert seen >= 128  # 64 O_DIRECT writes and 64 reads of 4 KiB
+    if SERVERS[server].counters:  # our server's own counters agree
+        sh(f"kill -USR1 $(sed -n 's/^ *\"pid\": *\\([0-9]*\\).*/\\1/p' {tmp_path}/stats.json); sleep 1")
+        stats = read_stats(str(tmp_path / "stats.json"))
+        assert stats["write_requests"] + stats["read_requests"] == seen
+
+
+def test_a_missing_passthrough_hp_names_the_setup_step(monkeypatch, tmp_path):
+    monkeypatch.setenv("KVARIANT_CACHE", str(tmp_path))
+    assert "./setup.sh fuse" in PassthroughHp().missing()
