@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fuse.servers import SERVERS
 from .paths import default_tree
 from .tree import is_git_repo, patch_files, resolve_rev
 from .workloads.xfstests import XfstestsConfig, xfstests_config_from_table
@@ -81,7 +82,8 @@ class FioConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FuseConfig:
-    """The open policy of our FUSE server for the fuse targets."""
+    """The FUSE server of the fuse targets and its open policy."""
+    server: str = "kvariant"  # a name in kvariant.fuse.servers.SERVERS
     parallel_direct_writes: bool = True
     direct_io: bool = False
     threads: int = 4
@@ -258,11 +260,18 @@ def _fio(path: Path, table: dict) -> FioConfig:
 def _fuse(path: Path, table: dict) -> FuseConfig:
     r = _Reader(path, table, "fuse.")
     d = FuseConfig()
+    server = r.take("server", d.server, str, f"one of {', '.join(SERVERS)}")
+    if server not in SERVERS:
+        r.fail("server", f"one of {', '.join(SERVERS)}", server)
     fuse = FuseConfig(
+        server=server,
         parallel_direct_writes=r.take("parallel_direct_writes", d.parallel_direct_writes, bool, "true or false"),
         direct_io=r.take("direct_io", d.direct_io, bool, "true or false"),
         threads=_positive(r, "threads", d.threads),
     )
+    refused = SERVERS[server].refuse(fuse.parallel_direct_writes, fuse.direct_io)
+    if refused:
+        r.fail("parallel_direct_writes", f"true for {server} ({refused})", fuse.parallel_direct_writes)
     r.done()
     return fuse
 

@@ -139,3 +139,61 @@ def test_without_passthrough_the_kernel_counts_every_read_and_write(mounted, ser
 def test_a_missing_passthrough_hp_names_the_setup_step(monkeypatch, tmp_path):
     monkeypatch.setenv("KVARIANT_CACHE", str(tmp_path))
     assert "./setup.sh fuse" in PassthroughHp().missing()
+
+
+# the config's [fuse] server and the targets' two witnesses
+
+
+CONFIG = """
+[kernel]
+tree = "{tree}"
+base = "v1"
+
+[fuse]
+{fuse}
+
+[[variant]]
+name = "baseline"
+"""
+
+
+@pytest.mark.parametrize("fuse, message", [
+    ('server = "fusexmp"', "fuse.server: expected one of kvariant, passthrough_hp, got 'fusexmp'"),
+    ('server = 1', "fuse.server: expected one of kvariant, passthrough_hp, got 1"),
+    ('server = "passthrough_hp"\nparallel_direct_writes = false',
+     "fuse.parallel_direct_writes: expected true for passthrough_hp"),
+])
+def test_fuse_server_bad_input_is_one_line(tmp_path, small_tree, fuse, message):
+    from kvariant import config
+    from kvariant.errors import ConfigError
+    p = tmp_path / "p.toml"
+    p.write_text(CONFIG.format(tree=small_tree, fuse=fuse))
+    with pytest.raises(ConfigError) as e:
+        config.load(p)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_fuse_server_chosen_in_the_config(tmp_path, small_tree):
+    from kvariant import config
+    p = tmp_path / "p.toml"
+    p.write_text(CONFIG.format(tree=small_tree, fuse='server = "passthrough_hp"'))
+    assert config.load(p).fuse.server == "passthrough_hp"
+
+
+def test_passthrough_point_fails_on_the_kernels_count_for_any_server():
+    from kvariant.config import FuseConfig
+    from kvariant.workloads.targets import make_target
+    hp = make_target("fuse-passthrough", FuseConfig(server="passthrough_hp"))
+    assert hp.argv()[0].endswith("passthrough_hp") and hp.policy()["server"] == "passthrough_hp"
+    figures, why = hp.check({"kernel_data_requests": 5}, {"kernel_data_requests": 5})
+    assert figures == {"kernel_data_requests": 0} and why == ""
+    figures, why = hp.check({"kernel_data_requests": 5}, {"kernel_data_requests": 905})
+    assert why == "passthrough target, but the kernel sent 900 READ/WRITE requests to passthrough_hp"
+    ours = make_target("fuse-passthrough", FuseConfig())
+    server = {"write_requests": 0, "read_requests": 0, "passthrough_opens_granted": 1}
+    _, why = ours.check({**server, "kernel_data_requests": 0},
+                        {**server, "passthrough_opens_granted": 2, "kernel_data_requests": 3})
+    assert "kernel sent 3 READ/WRITE requests to kvariant" in why
+    _, why = make_target("fuse", FuseConfig(server="passthrough_hp")).check(
+        {"kernel_data_requests": 0}, {"kernel_data_requests": 900})
+    assert why == ""

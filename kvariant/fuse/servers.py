@@ -72,7 +72,7 @@ class PassthroughHp(FuseServer):
 
     def refuse(self, parallel_direct_writes: bool, direct_io: bool) -> str:
         if not parallel_direct_writes:
-            return "passthrough_hp sets FOPEN_PARALLEL_DIRECT_WRITES on every open: use server = \"kvariant\""
+            return "it sets FOPEN_PARALLEL_DIRECT_WRITES on every open"
         return ""
 
     def missing(self) -> str:

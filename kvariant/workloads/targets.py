@@ -1,22 +1,29 @@
 """fio targets: where in the guest a workload writes.
 
 ``xfs``: the XFS on null_blk itself (the reference).  ``fuse-passthrough``
-and ``fuse``: our FUSE server (kvariant.fuse) mirroring a directory of that
-XFS, with and without passthrough.  A FUSE target reads the server's
-counters around every point, so a result can prove which path the data took.
+and ``fuse``: a FUSE server (``[fuse] server``: ours, kvariant.fuse, or
+libfuse's passthrough_hp) mirroring a directory of that XFS, with and
+without passthrough.  Around every point a FUSE target reads the kernel's
+count of the READ/WRITE requests sent to the server (kvariant.workloads.
+fusetrace) and, for our server, the server's own counters: two witnesses of
+the path the data took.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
 
 from ..config import FuseConfig
 from ..errors import StageError
-from ..fuse.server import server_argv
+from ..fuse.servers import MountSpec, get_server
+from . import fusetrace
 from .storage import XFS_MOUNT
+
+logger = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
 GUEST_DIR = "/tmp/kvariant"
@@ -47,47 +54,78 @@ class XfsTarget:
 
 
 class FuseTarget:
-    """Our server over ``XFS_MOUNT/<name>-src``, mounted at
+    """The configured server over ``XFS_MOUNT/<name>-src``, mounted at
     ``/tmp/kvariant/mnt/<name>``."""
 
     def __init__(self, name: str, passthrough: bool, cfg: FuseConfig):
         self.name = name
         self.passthrough = passthrough
         self.cfg = cfg
+        self.server = get_server(cfg.server)
         self.source = f"{XFS_MOUNT}/{name}-src"
         self.directory = f"{GUEST_DIR}/mnt/{name}"
         self.stats = f"{GUEST_DIR}/{name}-stats.json"
         self.server_log = f"{GUEST_DIR}/{name}-server.log"
+        self.traced = False  # the kernel's request count is armed
 
     def argv(self) -> list[str]:
-        return server_argv(self.source, self.directory, passthrough=self.passthrough,
-                           parallel_direct_writes=self.cfg.parallel_direct_writes,
-                           direct_io=self.cfg.direct_io, daemon=True, stats=self.stats,
-                           log=self.server_log, python=sys.executable, threads=self.cfg.threads)
+        spec = MountSpec(self.source, self.directory, passthrough=self.passthrough,
+                         parallel_direct_writes=self.cfg.parallel_direct_writes,
+                         direct_io=self.cfg.direct_io, threads=self.cfg.threads,
+                         stats=self.stats, log=self.server_log)
+        return self.server.argv(spec, python=sys.executable)
 
     def policy(self) -> dict:
-        return {"passthrough": self.passthrough,
-                "parallel_direct_writes": self.cfg.parallel_direct_writes,
-                "direct_io": self.cfg.direct_io}
+        policy = {"passthrough": self.passthrough,
+                  "parallel_direct_writes": self.cfg.parallel_direct_writes,
+                  "direct_io": self.cfg.direct_io}
+        if self.server.name != "kvariant":  # summaries of earlier runs stay comparable
+            policy["server"] = self.server.name
+        return policy
 
     def start(self, guest, log: Path) -> str:
         cmd = (f"mkdir -p {self.source} {self.directory} && "
                f"PYTHONPATH={shlex.quote(str(PROJECT))} {shlex.join(self.argv())}")
         res = guest.run(cmd, timeout=60, log=log)
         if not res.ok:
-            raise StageError(f"FUSE server for {self.name} did not mount", detail=res.tail,
-                             reproduce=cmd)
-        stats = self.counters(guest)
+            raise StageError(f"FUSE server {self.server.name} for {self.name} did not mount",
+                             detail=res.tail, reproduce=cmd)
+        traced = guest.run(fusetrace.start_script(self.name, self.directory), timeout=60, log=log)
+        self.traced = traced.ok
+        if not traced.ok:
+            logger.warning("%s: no kernel count of FUSE requests: %s", self.name, traced.tail)
+            if not self.server.counters:
+                raise StageError(f"{self.name}: no witness of the data path: the kernel's "
+                                 "fuse:fuse_request_send tracepoint could not be armed, and "
+                                 f"{self.server.name} keeps no counters", detail=traced.tail)
+        if self.server.counters:
+            self._check_server_started(guest, cmd)
+        return self.directory
+
+    def _check_server_started(self, guest, cmd: str) -> None:
+        stats = self._server_counters(guest)
         if not stats:
             raise StageError(f"{self.name}: the server's counters could not be read ({self.stats})",
                              reproduce=cmd)
         if self.passthrough and not stats.get("passthrough_negotiated"):
             raise StageError(f"{self.name}: the kernel did not grant FUSE passthrough at INIT",
                              detail=json.dumps(stats, indent=1)[:3000], reproduce=cmd)
-        return self.directory
 
     def counters(self, guest) -> dict:
-        """The server's counters: SIGUSR1 makes it rewrite its stats file;
+        """The server's counters (our server only), and the kernel's count
+        of READ/WRITE requests sent to it as ``kernel_data_requests``."""
+        counters = self._server_counters(guest) if self.server.counters else {}
+        if self.traced:
+            res = guest.run(fusetrace.read_script(self.name), timeout=60)
+            try:
+                counters["kernel_data_requests"] = fusetrace.parse_stats(res.stdout)
+            except ValueError:
+                logger.warning("%s: the kernel's FUSE request count could not be read: %s",
+                            self.name, res.tail)
+        return counters
+
+    def _server_counters(self, guest) -> dict:
+        """Our server's counters: SIGUSR1 makes it rewrite its stats file;
         wait (up to 10 s: TCG is slow) until the file has changed."""
         f = self.stats
         # The pid comes from the stats file: a `pkill -f` on the server's
@@ -108,25 +146,41 @@ class FuseTarget:
         def delta(key: str) -> int:
             return int(after.get(key, 0)) - int(before.get(key, 0))
 
-        figures = {
-            "server_write_requests": delta("write_requests"),
-            "server_read_requests": delta("read_requests"),
-            "server_requests": delta("requests_total"),
-            "passthrough_opens_granted": delta("passthrough_opens_granted"),
-            "passthrough_opens_refused": delta("passthrough_opens_refused"),
-            "fuse_protocol": after.get("protocol", ""),
-            "passthrough_negotiated": bool(after.get("passthrough_negotiated")),
-        }
-        why = ""
-        if self.passthrough:
-            data = figures["server_write_requests"] + figures["server_read_requests"]
-            if data:
-                why = f"passthrough target, but the server saw {data} READ/WRITE requests"
-            elif not figures["passthrough_opens_granted"]:
-                why = "passthrough target, but no open was granted passthrough"
-        return figures, why
+        figures = {}
+        if "kernel_data_requests" in before and "kernel_data_requests" in after:
+            figures["kernel_data_requests"] = delta("kernel_data_requests")
+        if self.server.counters:
+            figures.update({
+                "server_write_requests": delta("write_requests"),
+                "server_read_requests": delta("read_requests"),
+                "server_requests": delta("requests_total"),
+                "passthrough_opens_granted": delta("passthrough_opens_granted"),
+                "passthrough_opens_refused": delta("passthrough_opens_refused"),
+                "fuse_protocol": after.get("protocol", ""),
+                "passthrough_negotiated": bool(after.get("passthrough_negotiated")),
+            })
+        return figures, self._passthrough_broken(figures)
+
+    def _passthrough_broken(self, figures: dict) -> str:
+        """Why a passthrough point fails: data reached the server (either
+        witness), or our server granted no passthrough open; else ""."""
+        if not self.passthrough:
+            return ""
+        if figures.get("kernel_data_requests"):
+            return (f"passthrough target, but the kernel sent {figures['kernel_data_requests']} "
+                    f"READ/WRITE requests to {self.server.name}")
+        if not self.server.counters:
+            return ""
+        data = figures["server_write_requests"] + figures["server_read_requests"]
+        if data:
+            return f"passthrough target, but the server saw {data} READ/WRITE requests"
+        if not figures["passthrough_opens_granted"]:
+            return "passthrough target, but no open was granted passthrough"
+        return ""
 
     def stop(self, guest, outdir: Path, log: Path) -> None:
+        if self.traced:
+            guest.run(fusetrace.stop_script(self.name), timeout=60, log=log)
         guest.run(f"umount {self.directory} || umount -l {self.directory}", timeout=60, log=log)
         for remote in (self.stats, self.server_log):
             guest.get(remote, outdir / Path(remote).name, missing_ok=True)
