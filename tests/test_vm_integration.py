@@ -10,12 +10,13 @@ import pytest
 from conftest import PROJECT
 from kvariant import config
 from kvariant.build import build_kernel
-from kvariant.config import FioConfig, NullBlkConfig
+from kvariant.config import FioConfig, FuseConfig, NullBlkConfig
 from kvariant.errors import StageError
 from kvariant.runner import Accel
 from kvariant.tree import Mirror
 from kvariant.vm import VM, qemu_pids
 from kvariant.workloads import fio, storage
+from kvariant.workloads.targets import FuseTarget
 
 pytestmark = pytest.mark.vm
 
@@ -50,6 +51,7 @@ def test_boot_storage_fio_teardown(default_kernel, tmp_path):
         figures = fio.run_point(guest, storage.XFS_MOUNT, cfg, 2, 1, tmp_path / "fio", timeout=120)
         assert figures.error == 0 and figures.numjobs == 2 and figures.iops > 1000
         assert (tmp_path / "fio" / "randwrite-4k-nj2.json").exists()
+        _fuse_servers_in_the_guest(guest, cfg, tmp_path)
         # a guest command past its deadline comes back as timed out, not hung
         slow = guest.run("sleep 30", timeout=2)
         assert slow.timed_out and not slow.ok
@@ -70,3 +72,30 @@ def test_boot_failure_is_reported_with_console(tmp_path):
         vm.boot()
     assert qemu_pids(name) == []
     assert e.value.reproduce.startswith("vng --run")
+
+
+def _fuse_servers_in_the_guest(guest, cfg: FioConfig, tmp_path: Path) -> None:
+    """Both servers over the guest's XFS: with passthrough the kernel sends
+    neither of them a READ/WRITE during fio; without it, every write."""
+    for server in ("kvariant", "passthrough_hp"):
+        for passthrough in (True, False):
+            name = "fuse-passthrough" if passthrough else "fuse"
+            target = FuseTarget(name, passthrough, FuseConfig(server=server, threads=2))
+            out = tmp_path / server / name
+            directory = target.start(guest, tmp_path / "guest.log")
+            try:
+                assert target.traced, f"{server}: the kernel's request count was not armed"
+                fio.prefill(guest, directory, cfg, timeout=120)
+                before = target.counters(guest)
+                fio.run_point(guest, directory, cfg, 2, 1, out, timeout=120)
+                figures, why = target.check(before, target.counters(guest))
+            finally:
+                target.stop(guest, out, tmp_path / "guest.log")
+            assert why == "", (server, name, why)
+            if passthrough:
+                assert figures["kernel_data_requests"] == 0, (server, figures)
+            else:
+                assert figures["kernel_data_requests"] > 100, (server, figures)
+            if server == "kvariant":
+                assert figures["server_write_requests"] + figures["server_read_requests"] \
+                    == figures["kernel_data_requests"], figures
