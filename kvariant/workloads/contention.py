@@ -1,0 +1,159 @@
+"""Who waited on which sleeping lock during a traced run, from the kernel's
+``lock:contention_begin`` / ``lock:contention_end`` tracepoints (no lockdep
+needed).
+
+The motivating series is about one lock: without it, passthrough O_DIRECT
+writers serialise on the FUSE inode's i_rwsem, taken for write in
+``fuse_passthrough_write_iter``.  IOPS under TCG are noisy; whether writers
+wait on that lock is not.  A tracefs instance of our own records every
+sleeping-lock contention (spinning waits are filtered out) with a kernel
+stack (the ``stacktrace`` trigger), and the end of each wait; the trace is
+read back as text and parsed here: each wait is attributed to the first
+function of its stack that is not lock machinery (its *site*), with its mode
+(``write``, ``read``, ``mutex``) and its duration.  Tracing has a cost, so
+it runs on a separate, short fio run of its own, never on a measured one.
+
+The shell snippets run in the guest; the parsing is pure.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from .fusetrace import TRACEFS, instance_dir
+
+BEGIN = "events/lock/contention_begin"
+END = "events/lock/contention_end"
+BUFFER_KB = 8192  # per CPU; an overrun is reported, never hidden
+LCB_F_SPIN = 1
+
+# Frames that belong to the lock itself or the scheduler, not to its user.
+_MACHINERY = re.compile(
+    r"^(trace_event_raw_event_\w+|__traceiter_\w+|\w*rwsem\w*|\w*down_(read|write)\w*|"
+    r"down(_\w+)?|\w*mutex_lock\w*|__mutex_\w+|\w*schedule\w*|\w*percpu_down\w*|"
+    r"inode_lock\w*|inode_dio_wait\w*|\w*lock_slowpath\w*)(\.\w+)*$")
+
+_EVENT = re.compile(r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+"
+                    r"(?P<event>contention_begin|contention_end|<stack trace>):?\s*(?P<rest>.*)$")
+_FRAME = re.compile(r"^\s*=>\s*(?P<fn>[\w.]+)")
+
+
+def start_script(tag: str) -> str:
+    d = shlex.quote(instance_dir(tag))
+    return "\n".join([
+        "set -e",
+        f"mountpoint -q {TRACEFS} || mount -t tracefs nodev {TRACEFS}",
+        f"[ -d {TRACEFS}/{BEGIN} ] || {{ echo 'no lock:contention_begin tracepoint' >&2; exit 1; }}",
+        f"[ ! -d {d} ] || {{ echo 0 > {d}/{BEGIN}/enable; "
+        f"echo '!stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger; rmdir {d}; }}",
+        f"mkdir {d}",
+        f"echo {BUFFER_KB} > {d}/buffer_size_kb",
+        f"echo '!(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/filter",
+        # A trigger ignores the event's filter: give it the same condition.
+        f"echo 'stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger",
+        f"echo 1 > {d}/{BEGIN}/enable",
+        f"echo 1 > {d}/{END}/enable",
+    ])
+
+
+def read_script(tag: str) -> str:
+    """Stop recording, then print the trace and the buffer statistics."""
+    d = shlex.quote(instance_dir(tag))
+    return (f"echo 0 > {d}/tracing_on; cat {d}/trace; "
+            f"echo '# kvariant stats'; cat {d}/per_cpu/cpu*/stats")
+
+
+def stop_script(tag: str) -> str:
+    d = shlex.quote(instance_dir(tag))
+    return (f"[ ! -d {d} ] || {{ echo 0 > {d}/{BEGIN}/enable; echo 0 > {d}/{END}/enable; "
+            f"echo '!stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger; rmdir {d}; }}")
+
+
+@dataclass
+class Site:
+    """The waits of one (site, mode)."""
+    waits: int = 0
+    wait_us: float = 0.0
+    unfinished: int = 0  # a begin whose end the trace did not hold
+
+
+@dataclass
+class Contention:
+    sites: dict[tuple[str, str], Site] = field(default_factory=dict)
+    lost: int = 0  # events overwritten in the ring buffer
+
+    def site(self, function: str, mode: str) -> Site:
+        return self.sites.get((function, mode), Site())
+
+    def figures(self, seconds: float) -> dict[str, float]:
+        """Flat figures for JUnit properties and summaries: per site and
+        mode, waits per second and the mean wait."""
+        out: dict[str, float] = {}
+        for (fn, mode), s in sorted(self.sites.items()):
+            out[f"contention.{fn}.{mode}_waits_per_s"] = round(s.waits / seconds, 1) if seconds > 0 else 0.0
+            out[f"contention.{fn}.{mode}_wait_us_mean"] = round(s.wait_us / s.waits, 1) if s.waits else 0.0
+        out["contention_lost_events"] = self.lost
+        return out
+
+
+def _mode(rest: str) -> str | None:
+    m = re.search(r"flags=([A-Z|]+)", rest)
+    flags = set(m.group(1).split("|")) if m else set()
+    if "SPIN" in flags:
+        return None
+    if "MUTEX" in flags:
+        return "mutex"
+    if "WRITE" in flags:
+        return "write"
+    if "READ" in flags:
+        return "read"
+    return "other"
+
+
+def site_of(frames: list[str]) -> str:
+    """The first frame that is not lock or scheduler machinery."""
+    for fn in frames:
+        if not _MACHINERY.match(fn):
+            return fn
+    return frames[-1] if frames else "?"
+
+
+def parse_trace(text: str) -> Contention:
+    """Waits from the text of a tracefs ``trace`` file written by
+    start_script's instance (begin, its stack, then its end, per task)."""
+    result = Contention()
+    open_waits: dict[str, tuple[float, str]] = {}  # pid -> (begin ts, mode)
+    stacks: dict[str, list[str]] = {}  # pid -> frames of its latest stack
+    pending: dict[str, str] = {}  # pid whose stack is being read -> mode
+    current = None
+    body, _, stats = text.partition("# kvariant stats")
+    for line in body.splitlines():
+        frame = _FRAME.match(line)
+        if frame and current is not None:
+            stacks.setdefault(current, []).append(frame.group("fn"))
+            continue
+        current = None
+        m = _EVENT.match(line)
+        if not m:
+            continue
+        pid, ts, event = m.group("pid"), float(m.group("ts")), m.group("event")
+        if event == "contention_begin":
+            mode = _mode(m.group("rest"))
+            if mode is not None:
+                open_waits[pid] = (ts, mode)
+                stacks[pid] = []
+        elif event == "<stack trace>":
+            if pid in open_waits:
+                current = pid
+                stacks[pid] = []
+        elif pid in open_waits:  # contention_end
+            begin, mode = open_waits.pop(pid)
+            site = result.sites.setdefault((site_of(stacks.pop(pid, [])), mode), Site())
+            site.waits += 1
+            site.wait_us += (ts - begin) * 1e6
+    for pid, (_, mode) in open_waits.items():
+        result.sites.setdefault((site_of(stacks.get(pid, [])), mode), Site()).unfinished += 1
+    result.lost = sum(int(v) for v in re.findall(r"^overrun:\s*(\d+)", stats, re.M))
+    return result
