@@ -525,6 +525,9 @@ class VariantRun:
                   "direct_io": self.config.fuse.direct_io}
         self.result.info["xfstests_fuse_policy"] = ",".join(
             ["passthrough"] + [k for k, v in policy.items() if v])
+        if self.config.fuse.server != "kvariant":  # earlier summaries stay comparable
+            policy["server"] = self.config.fuse.server
+            self.result.info["xfstests_fuse_policy"] += f",server={self.config.fuse.server}"
         for fstype in cfg.fstypes:
             self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
             recorded: list[StageResult] = []

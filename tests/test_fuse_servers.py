@@ -197,3 +197,31 @@ def test_passthrough_point_fails_on_the_kernels_count_for_any_server():
     _, why = make_target("fuse", FuseConfig(server="passthrough_hp")).check(
         {"kernel_data_requests": 0}, {"kernel_data_requests": 900})
     assert why == ""
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_xfstests_mount_helper_mounts_either_server(tmp_path, server):
+    """The mount.fuse helper run as mount(8) runs it for xfstests: the
+    mount's source is the device name xfstests looks up (findmnt -S), its
+    type plain fuse, and the server the configured one."""
+    from kvariant.workloads.xfstests.guest import mount_helper_script
+    src, mnt = tmp_path / "src", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    helper = tmp_path / "mount.fuse.kvariant"
+    helper.write_text(mount_helper_script(sys.executable, str(REPO),
+                                          {"server": server, "passthrough": True, "threads": 2},
+                                          str(tmp_path / "logs"), {"kvariant-test": str(src)}))
+    helper.chmod(0o755)
+    try:
+        res = subprocess.run(["sh", str(helper), "kvariant-test", str(mnt), "-o", "rw,noatime"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, res.stderr
+        found = sh("findmnt -n -S kvariant-test -o TARGET,FSTYPE,OPTIONS").stdout.split()
+        assert found[:2] == [str(mnt), "fuse"] and "rw" in found[2].split(",")
+        pids = sh(f"pgrep -f -a '{mnt}'").stdout
+        assert ("passthrough_hp" in pids) == (server == "passthrough_hp"), pids
+        (mnt / "f").write_text("through the helper")
+        assert (src / "f").read_text() == "through the helper"
+    finally:
+        sh(f"umount {mnt} || umount -l {mnt}")

@@ -25,13 +25,15 @@ class MountSpec:
     """One mount of a server: what it serves, where, and the open policy."""
     source: str
     mountpoint: str
-    passthrough: bool
+    passthrough: bool = True
     parallel_direct_writes: bool = True
     direct_io: bool = False
-    threads: int = 4
+    threads: int | None = None  # None: the server's default
     fsname: str | None = None
     log: str | None = None
     stats: str | None = None
+    timeout: float | None = None  # our server only: attribute and entry timeouts
+    killpriv_v2: bool = True  # our server only
 
 
 class FuseServer:
@@ -60,7 +62,8 @@ class KvariantServer(FuseServer):
                            parallel_direct_writes=spec.parallel_direct_writes,
                            direct_io=spec.direct_io, daemon=True, stats=spec.stats,
                            log=spec.log, fsname=spec.fsname, python=python,
-                           threads=spec.threads)
+                           threads=spec.threads, timeout=spec.timeout,
+                           killpriv_v2=spec.killpriv_v2)
 
 
 class PassthroughHp(FuseServer):
@@ -86,7 +89,8 @@ class PassthroughHp(FuseServer):
             argv.append("--nopassthrough")
         if spec.direct_io:
             argv.append("--direct-io")
-        argv += ["--num-threads", str(spec.threads)]
+        if spec.threads:
+            argv += ["--num-threads", str(spec.threads)]
         if spec.fsname:
             argv += ["-o", f"fsname={spec.fsname}"]
         return argv + [spec.source, spec.mountpoint]

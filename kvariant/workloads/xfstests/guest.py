@@ -7,7 +7,7 @@ import dataclasses
 import re
 import shlex
 
-from ...fuse.server import server_argv
+from ...fuse.servers import MountSpec, get_server
 from .config import DEFAULT_GROUPS, DEVICES, ENV_NAME, FSTYPES, GUEST_ROOT, HELPER_NAME, XfstestsConfig
 
 
@@ -71,8 +71,8 @@ def local_config(fstype: str, *, test_dev: str, test_dir: str, scratch_dev: str,
     return "\n".join(lines) + "\n"
 
 
-_POLICY_KEYS = ("passthrough", "parallel_direct_writes", "direct_io", "threads", "timeout",
-                "killpriv_v2")
+_POLICY_KEYS = ("server", "passthrough", "parallel_direct_writes", "direct_io", "threads",
+                "timeout", "killpriv_v2")
 _PLACEHOLDERS = {"@SRC@": '"$src"', "@DIR@": '"$dir"', "@MNT@": '"$mnt"', "@LOG@": '"$log"',
                  "@STATS@": '"$stats"'}
 
@@ -138,23 +138,33 @@ export PYTHONPATH={project}${{PYTHONPATH:+:$PYTHONPATH}}
 
 def mount_helper_script(python: str, project_dir: str, policy: dict, log_dir: str,
                         sources: dict[str, str] | None = None) -> str:
-    """The ``mount.fuse.kvariant`` helper: starts our server as a daemon
-    with the open *policy* (passthrough, parallel_direct_writes, direct_io;
-    optional threads, timeout, killpriv_v2), the mount source SOURCE as its
+    """The ``mount.fuse.kvariant`` helper: starts the FUSE server named by
+    *policy*'s ``server`` (default ours) as a daemon with the open *policy*
+    (passthrough, parallel_direct_writes, direct_io; optional threads, and
+    for our server timeout and killpriv_v2), the mount source SOURCE as its
     fsname, and mount(8)'s -o options.  The directory it serves is
     ``-o source=DIR``, else ``sources[SOURCE]``, else SOURCE itself.  A
     remount goes to mount(2) directly (``mount -i``)."""
     unknown = set(policy) - set(_POLICY_KEYS)
     if unknown:
         raise ValueError(f"unknown FUSE policy keys: {', '.join(sorted(unknown))}")
-    argv = server_argv("@DIR@", "@MNT@", daemon=True, fsname="@SRC@", log="@LOG@",
-                       stats="@STATS@", python=python, **policy)
-    command = " ".join(_PLACEHOLDERS.get(a, shlex.quote(a)) for a in argv)
+    options = dict(policy)
+    server = get_server(options.pop("server", "kvariant"))
+    spec = MountSpec("@DIR@", "@MNT@", fsname="@SRC@", log="@LOG@", stats="@STATS@", **options)
+    argv = server.argv(spec, python)
+    command = " ".join(_shell_word(a) for a in argv)
     known = "".join(f"\t{_case_word(tag)}) dir={shlex.quote(path)} ;;\n"
                     for tag, path in (sources or {}).items())
     head = _HELPER_HEAD.format(name=HELPER_NAME, log_dir=shlex.quote(log_dir),
                                project=shlex.quote(project_dir), known=known)
     return head + f'exec {command} "$@"\n'
+
+
+def _shell_word(arg: str) -> str:
+    """*arg* as one shell word, its placeholders (also inside it, as in
+    ``fsname=@SRC@``) turned into the helper's variables."""
+    parts = re.split(r"(@[A-Z]+@)", arg)
+    return "".join(_PLACEHOLDERS.get(p, shlex.quote(p) if p else "") for p in parts) or "''"
 
 
 def _case_word(text: str) -> str:
