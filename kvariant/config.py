@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .errors import ConfigError
 from .fuse.servers import SERVERS
 from .paths import default_tree
@@ -21,7 +22,6 @@ from .workloads.xfstests import XfstestsConfig, xfstests_config_from_table
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-MEMORY = re.compile(r"^\d+[MG]$")
 FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
 VMCONFIGS = Path(__file__).resolve().parent.parent / "vmconfigs"
 DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
@@ -78,6 +78,12 @@ class FioConfig:
     runtime: float = 10.0
     ramp_time: float = 2.0
     repeat: int = 1
+
+    def __post_init__(self):
+        # point names, and so the fio JSON files, are made of rw and bs:
+        # never of anything fio would not take (the loader says which key)
+        if checks.fio_rw_problem(self.rw) or checks.fio_bytes(self.bs) is None:
+            raise ValueError(f"fio rw {self.rw!r} or bs {self.bs!r} is not one fio takes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +170,25 @@ def _positive(r: _Reader, key: str, default: int) -> int:
     return v
 
 
+def _whole(r: _Reader, key: str, default: int) -> int:
+    """A whole number within its documented range (checks.RANGES)."""
+    expected = checks.expected_number(r.prefix + key)
+    value = r.take(key, default, int, expected)
+    if not checks.in_range(r.prefix + key, value):
+        r.fail(key, expected, value)
+    return value
+
+
+def _seconds(r: _Reader, key: str, default: float, zero_ok: bool = False) -> float:
+    """A duration (300, "90s", "15m", "3h") within its documented range."""
+    expected = checks.expected_number(r.prefix + key, zero_ok)
+    raw = r.take(key, default, (int, float, str), expected)
+    value = parse_duration(raw)
+    if value is None or not checks.in_range(r.prefix + key, value, zero_ok):
+        r.fail(key, expected, raw)
+    return value
+
+
 def _fragments(r: _Reader, key: str, default: list[str]) -> tuple[Path, ...]:
     items = r.take(key, default, list, "a list of kconfig fragment files")
     out = []
@@ -194,7 +219,7 @@ def _kernel(path: Path, table: dict) -> KernelConfig:
         fragments = _fragments(r, "fragments", [])
     else:  # the project's own fragment, wherever the config file is
         fragments = (DEFAULT_FRAGMENT,)
-    jobs = _positive(r, "jobs", 0) if "jobs" in r.table else 0
+    jobs = _whole(r, "jobs", 0) if "jobs" in r.table else 0
     r.done()
     return KernelConfig(tree=tree, base=base, base_commit=commit, fragments=fragments, jobs=jobs)
 
@@ -202,22 +227,23 @@ def _kernel(path: Path, table: dict) -> KernelConfig:
 def _vm(path: Path, table: dict) -> VmConfig:
     r = _Reader(path, table, "vm.")
     cpus = _positive(r, "cpus", 2)
-    memory = r.take("memory", "4G", str, 'a size like "4G" or "2048M"')
-    if not MEMORY.match(memory):
-        r.fail("memory", 'a size like "4G" or "2048M"', memory)
+    if "cpus" in table and checks.cpus_problem(cpus, checks.host_cpus()):
+        r.fail("cpus", checks.cpus_problem(cpus, checks.host_cpus()), cpus)
+    expected = checks.memory_problem("", checks.host_memory_mib())
+    memory = r.take("memory", "4G", str, expected)
+    if "memory" in table and checks.memory_problem(memory, checks.host_memory_mib()):
+        r.fail("memory", expected, memory)
     accel = r.take("accel", "auto", str, "auto, kvm or tcg")
     if accel not in ("auto", "kvm", "tcg"):
         r.fail("accel", "auto, kvm or tcg", accel)
-    retries = r.take("boot_retries", 1, int, "a whole number >= 0")
-    if retries < 0:
-        r.fail("boot_retries", "a whole number >= 0", retries)
+    retries = _whole(r, "boot_retries", 1)
     r.done()
     return VmConfig(cpus=cpus, memory=memory, accel=accel, boot_retries=retries)
 
 
 def _null_blk(path: Path, table: dict) -> NullBlkConfig:
     r = _Reader(path, table, "null_blk.")
-    gb = _positive(r, "gb", 4)
+    gb = _whole(r, "gb", 4)
     bs = r.take("bs", 4096, int, "512, 1024, 2048 or 4096")
     if bs not in (512, 1024, 2048, 4096):
         r.fail("bs", "512, 1024, 2048 or 4096", bs)
@@ -225,33 +251,44 @@ def _null_blk(path: Path, table: dict) -> NullBlkConfig:
     return NullBlkConfig(gb=gb, bs=bs)
 
 
-def _fio(path: Path, table: dict) -> FioConfig:
+def _fio(path: Path, table: dict, null_blk: NullBlkConfig) -> FioConfig:
     r = _Reader(path, table, "fio.")
     d = FioConfig()
-    targets = r.take("targets", list(d.targets), list, f"a list of {', '.join(FIO_TARGETS)}")
+    targets = r.take("targets", list(d.targets), list, f"a non-empty list of {', '.join(FIO_TARGETS)}")
+    if not targets:
+        r.fail("targets", f"a non-empty list of {', '.join(FIO_TARGETS)}", targets)
     for i, t in enumerate(targets):
         if t not in FIO_TARGETS:
             r.fail(f"targets[{i}]", f"one of {', '.join(FIO_TARGETS)}", t)
-    numjobs = r.take("numjobs", list(d.numjobs), list, "a list of positive integers")
-    if not numjobs or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in numjobs):
-        r.fail("numjobs", "a non-empty list of positive integers", numjobs)
-    durations = {}
-    for key in ("runtime", "ramp_time"):
-        raw = r.take(key, getattr(d, key), (int, float, str), 'a duration like 10, "30s" or "2m"')
-        durations[key] = parse_duration(raw)
-        if durations[key] is None:
-            r.fail(key, 'a duration like 10, "30s" or "2m"', raw)
+    lo, hi = checks.RANGES["fio.numjobs"]
+    expected = f"a non-empty list of at most {checks.MAX_NUMJOBS_POINTS} whole numbers in {lo}..{hi}"
+    numjobs = r.take("numjobs", list(d.numjobs), list, expected)
+    if not 0 < len(numjobs) <= checks.MAX_NUMJOBS_POINTS or not all(
+            isinstance(n, int) and checks.in_range("fio.numjobs", n) for n in numjobs):
+        r.fail("numjobs", expected, numjobs)
+    targets = tuple(dict.fromkeys(targets))
+    strings = {key: r.take(key, getattr(d, key), str, what) for key, what in (
+        ("rw", f"one of {', '.join(checks.FIO_RW)}"), ("bs", 'a block size like "4k"'),
+        ("ioengine", f"one of {', '.join(checks.FIO_ENGINES)}"), ("size", 'a file size like "1g"'))}
+    for key, problem in (
+            ("rw", checks.fio_rw_problem(strings["rw"])),
+            ("ioengine", checks.fio_engine_problem(strings["ioengine"])),
+            ("bs", checks.fio_bs_problem(strings["bs"], null_blk.bs)),
+            ("size", checks.fio_size_problem(strings["size"], checks.fio_bytes(strings["bs"]),
+                                             null_blk.gb, len(targets)))):
+        if problem:
+            r.fail(key, problem, strings[key])
     fio = FioConfig(
-        targets=tuple(dict.fromkeys(targets)),
-        numjobs=tuple(numjobs),
-        rw=r.take("rw", d.rw, str, "an fio rw mode"),
-        bs=r.take("bs", d.bs, str, 'a block size like "4k"'),
-        iodepth=_positive(r, "iodepth", d.iodepth),
-        ioengine=r.take("ioengine", d.ioengine, str, "an fio ioengine"),
-        size=r.take("size", d.size, str, 'a file size like "1G"'),
-        runtime=durations["runtime"],
-        ramp_time=durations["ramp_time"],
-        repeat=_positive(r, "repeat", d.repeat),
+        targets=targets,
+        numjobs=tuple(dict.fromkeys(numjobs)),
+        rw=strings["rw"],
+        bs=strings["bs"].lower(),
+        iodepth=_whole(r, "iodepth", d.iodepth),
+        ioengine=strings["ioengine"],
+        size=strings["size"],
+        runtime=_seconds(r, "runtime", d.runtime),
+        ramp_time=_seconds(r, "ramp_time", d.ramp_time),
+        repeat=_whole(r, "repeat", d.repeat),
     )
     r.done()
     return fio
@@ -267,7 +304,7 @@ def _fuse(path: Path, table: dict) -> FuseConfig:
         server=server,
         parallel_direct_writes=r.take("parallel_direct_writes", d.parallel_direct_writes, bool, "true or false"),
         direct_io=r.take("direct_io", d.direct_io, bool, "true or false"),
-        threads=_positive(r, "threads", d.threads),
+        threads=_whole(r, "threads", d.threads),
     )
     refused = SERVERS[server].refuse(fuse.parallel_direct_writes, fuse.direct_io)
     if refused:
@@ -278,12 +315,8 @@ def _fuse(path: Path, table: dict) -> FuseConfig:
 
 def _timeouts(path: Path, table: dict) -> Timeouts:
     r = _Reader(path, table, "timeouts.")
-    values = {}
-    for f in dataclasses.fields(Timeouts):
-        raw = r.take(f.name, f.default, (int, float, str), 'a duration like 300, "90s", "15m" or "3h"')
-        values[f.name] = parse_duration(raw)
-        if values[f.name] is None:
-            r.fail(f.name, 'a duration like 300, "90s", "15m" or "3h"', raw)
+    values = {f.name: _seconds(r, f.name, f.default, zero_ok=f.name == "fio")
+              for f in dataclasses.fields(Timeouts)}
     r.done()
     return Timeouts(**values)
 
@@ -378,12 +411,13 @@ def load_data(path: Path, data: dict) -> Config:
         if not isinstance(data.get(key, {}), dict):
             raise ConfigError(path, key, "expected a table")
     kernel = _kernel(path, data.get("kernel", {}))
+    null_blk = _null_blk(path, data.get("null_blk", {}))
     return Config(
         path=path,
         kernel=kernel,
         vm=_vm(path, data.get("vm", {})),
-        null_blk=_null_blk(path, data.get("null_blk", {})),
-        fio=_fio(path, data.get("fio", {})),
+        null_blk=null_blk,
+        fio=_fio(path, data.get("fio", {}), null_blk),
         fuse=_fuse(path, data.get("fuse", {})),
         timeouts=_timeouts(path, data.get("timeouts", {})),
         xfstests=(xfstests_config_from_table(data["xfstests"], path, path.parent)

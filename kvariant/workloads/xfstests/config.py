@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ... import checks
 from ...errors import ConfigError
 
 FSTYPES = ("xfs", "fuse")
@@ -94,13 +95,13 @@ def xfstests_config_from_table(table: dict, where, base: Path) -> XfstestsConfig
     if "test_timeout" in table:
         raw = table["test_timeout"]
         seconds = None if isinstance(raw, bool) else parse_duration(raw)
-        if not seconds:
-            fail("test_timeout", 'a positive duration like 900, "90s" or "15m"', raw)
+        if not checks.in_range("xfstests.test_timeout", seconds):
+            fail("test_timeout", checks.expected_number("xfstests.test_timeout"), raw)
         values["test_timeout"] = seconds
     if "loop_failures" in table:
         raw = table["loop_failures"]
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
-            fail("loop_failures", "an integer >= 0", raw)
+        if not isinstance(raw, int) or not checks.in_range("xfstests.loop_failures", raw):
+            fail("loop_failures", checks.expected_number("xfstests.loop_failures"), raw)
         values["loop_failures"] = raw
     if "required" in table:
         if not isinstance(table["required"], bool):
