@@ -14,6 +14,7 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import ConfigError, KvariantError, RunInterrupted
 from .model import Status
+from .paths import run_dir_clash
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT / "pipeline.toml"
@@ -24,8 +25,7 @@ class _Parser(argparse.ArgumentParser):
     means that a variant failed)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,9 +116,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _slug(text: str) -> str:
+    """try --name: a variant name, like the config's (see config._variants)."""
     if not config_mod.SLUG.match(text) or text == "baseline":
         raise argparse.ArgumentTypeError(f"expected a slug other than baseline (lower-case letters, "
                                          f"digits, '.', '_', '-'), got {text!r}")
+    clash = run_dir_clash(text)
+    if clash:
+        raise argparse.ArgumentTypeError(f"expected {clash}, got {text!r}")
     return text
 
 
@@ -172,7 +176,7 @@ def cmd_try(args) -> int:
     specs = [p if p.startswith("git:") else str(Path(p).expanduser().resolve()) for p in args.patches]
     data["variant"] = [{"name": "baseline"}, {"name": args.name, "patches": specs, "bisect": True}]
     if not args.full:
-        data = config_mod.with_profile(data, config_mod.VMCONFIGS / "quick.toml")
+        data = config_mod.with_profile(data, config_mod.VMCONFIGS / "quick.toml", config_path)
     try:
         cfg = config_mod.load_data(config_path, data)
     except ConfigError as e:  # name the command-line argument, not the generated table

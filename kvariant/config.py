@@ -16,7 +16,7 @@ from typing import Any
 from . import checks
 from .errors import ConfigError
 from .fuse.servers import SERVERS
-from .paths import default_tree
+from .paths import default_tree, run_dir_clash
 from .tree import is_git_repo, patch_files, resolve_rev
 from .workloads.xfstests import XfstestsConfig, xfstests_config_from_table
 
@@ -351,6 +351,8 @@ def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ..
             r.fail("name", "a name (a slug: lower-case letters, digits, '.', '_', '-')")
         if not SLUG.match(name):
             r.fail("name", "a slug: lower-case letters, digits, '.', '_', '-'", name)
+        if run_dir_clash(name):
+            r.fail("name", run_dir_clash(name), name)
         if name in seen:
             r.fail("name", "a name no other variant has", name)
         seen.add(name)
@@ -371,11 +373,18 @@ SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "
 def read_toml(path: Path | str) -> dict:
     path = Path(path).expanduser()
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file")
     except OSError as e:
         raise ConfigError(path, "", f"cannot be read: {e.strerror}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # TOML is UTF-8: a latin-1 "é" is one byte 0xe9
+        line = raw[:e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(path, "", f"not valid TOML: expected UTF-8 text, got byte "
+                                    f"0x{raw[e.start]:02x} at line {line}, column {column}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -386,9 +395,11 @@ def load(path: Path | str) -> Config:
     return load_data(Path(path).expanduser(), read_toml(path))
 
 
-def with_profile(data: dict, profile: Path) -> dict:
-    """*data* (a config's tables) with the tables of a profile laid over it,
-    key by key ([xfstests] only where the config has that section)."""
+def with_profile(data: dict, profile: Path, where: Path) -> dict:
+    """*data* (the tables of the config *where*) with the tables of a
+    profile laid over it, key by key ([xfstests] only where the config has
+    that section)."""
+    check_sections(where, data)
     over = read_toml(profile)
     out = dict(data)
     for section, table in over.items():
@@ -400,16 +411,21 @@ def with_profile(data: dict, profile: Path) -> dict:
     return out
 
 
-def load_data(path: Path, data: dict) -> Config:
-    """A Config from the tables of a TOML document; *path* is where relative
-    paths start and what errors name."""
-    path = path.resolve()
+def check_sections(path: Path, data: dict) -> None:
+    """Only known sections, each a table (``fio = 5`` is not one)."""
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(path, key, f"unknown section (expected {', '.join(SECTIONS)})")
     for key in SECTIONS[:-1]:
         if not isinstance(data.get(key, {}), dict):
-            raise ConfigError(path, key, "expected a table")
+            raise ConfigError(path, key, f"expected a table [{key}], got {data[key]!r}")
+
+
+def load_data(path: Path, data: dict) -> Config:
+    """A Config from the tables of a TOML document; *path* is where relative
+    paths start and what errors name."""
+    path = path.resolve()
+    check_sections(path, data)
     kernel = _kernel(path, data.get("kernel", {}))
     null_blk = _null_blk(path, data.get("null_blk", {}))
     return Config(

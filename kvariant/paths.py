@@ -10,6 +10,21 @@ import re
 from pathlib import Path
 
 
+# What a run directory holds beside its variants' directories: a variant
+# may not be named like one of these (its directory would take the file's
+# place, or the file its directory's).
+RUN_FILES = ("summary.json", "run.log", "report.md", "report.html", "report.json")
+COMPARE_PREFIX = "compare-"  # compare's reports of several runs, in the last run's directory
+
+
+def run_dir_clash(name: str) -> str | None:
+    """Why *name* cannot name a variant's directory in a run directory, or None."""
+    if name in RUN_FILES or name.startswith(COMPARE_PREFIX):
+        return (f"a name the run directory does not use for its own files "
+                f"({', '.join(RUN_FILES)}, {COMPARE_PREFIX}*)")
+    return None
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("KVARIANT_CACHE", "~/.cache/kvariant")).expanduser()
 

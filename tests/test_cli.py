@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import PROJECT
 
 PIPELINE = str(PROJECT / "pipeline.py")
@@ -52,3 +54,83 @@ def test_existing_run_id_is_refused(tmp_path):
     p = run("run", "--config", str(PROJECT / "pipeline.toml"), "--results", str(tmp_path),
             "--run-id", "r1")
     assert p.returncode == 1 and "already holds a run" in p.stderr
+
+
+def one_line_error(p, *needles):
+    """Exit 1, and stderr is one line holding every needle."""
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1, p.stderr
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_number_out_of_range_is_one_line(tmp_path, small_tree):
+    conf = tmp_path / "pipeline.toml"
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n[timeouts]\nfio = inf\n'
+                    '[[variant]]\nname = "baseline"\n')
+    p = run("run", "--config", str(conf), "--results", str(tmp_path / "r"))
+    one_line_error(p, f"{conf}: timeouts.fio: expected 0 (runtime + ramp + 120 s) or a number of "
+                      "seconds in 1..86400", "got inf")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_config_with_a_latin1_byte(tmp_path):
+    conf = tmp_path / "p.toml"
+    conf.write_bytes(b'# caf\xe9 au lait\n[[variant]]\nname = "baseline"\n')
+    for cmd in (["run", "--config", str(conf)], ["try", "--config", str(conf), "x.patch"]):
+        one_line_error(run(*cmd, "--results", str(tmp_path / "r")),
+                       f"{conf}: not valid TOML: expected UTF-8 text, got byte 0xe9 at line 1, column 6")
+
+
+@pytest.mark.parametrize("section", ["fio", "xfstests"])
+@pytest.mark.parametrize("full", [[], ["--full"]])
+def test_try_with_a_section_that_is_not_a_table(tmp_path, section, full):
+    conf = tmp_path / "p.toml"
+    conf.write_text(f'{section} = 5\n')
+    p = run("try", "--config", str(conf), "--results", str(tmp_path / "r"), *full, "x.patch")
+    one_line_error(p, f"{conf}: {section}: expected a table [{section}], got 5")
+
+
+@pytest.mark.parametrize("name", ["summary.json", "run.log", "report.html", "report.md", "report.json",
+                                  "compare-r1"])
+def test_a_variant_named_like_a_file_of_the_run(tmp_path, small_tree, name):
+    conf = tmp_path / "p.toml"
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
+                    f'[[variant]]\nname = "baseline"\n[[variant]]\nname = "{name}"\n')
+    p = run("run", "--config", str(conf), "--results", str(tmp_path / "r"))
+    one_line_error(p, f"{conf}: variant[1].name: expected a name the run directory does not use",
+                   f"got {name!r}")
+    p = run("try", "--config", str(conf), "--name", name, "x.patch")
+    one_line_error(p, "argument --name: expected a name the run directory does not use", f"got {name!r}")
+
+
+def test_the_run_directory_holds_only_names_a_variant_cannot_take(tmp_path, small_tree, cache):
+    """A real run (its patch does not apply: no VM) and a comparison of two:
+    whatever they write beside the variants' directories is in RUN_FILES
+    or starts with COMPARE_PREFIX, so the check of variant names is
+    complete."""
+    from kvariant.paths import COMPARE_PREFIX, RUN_FILES
+    bad = tmp_path / "bad.patch"
+    bad.write_text("From: A <a@example.org>\nSubject: [PATCH] broken\n\n---\n"
+                   "diff --git a/nothere.c b/nothere.c\n--- a/nothere.c\n+++ b/nothere.c\n"
+                   "@@ -1,1 +1,1 @@\n-x\n+y\n")
+    conf = tmp_path / "p.toml"
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
+                    f'[[variant]]\nname = "broken"\npatches = ["{bad}"]\n')
+    results = tmp_path / "results"
+    for run_id in ("r1", "r2"):
+        p = run("run", "--config", str(conf), "--results", str(results), "--run-id", run_id)
+        assert p.returncode == 2, p.stderr
+    assert run("compare", "r1", "r2", "--results", str(results)).returncode == 0
+    for run_dir in (results / "r1", results / "r2"):
+        own = {e.name for e in run_dir.iterdir()} - {"broken"}
+        assert own and all(n in RUN_FILES or n.startswith(COMPARE_PREFIX) for n in own), own
+    assert any(n.startswith(COMPARE_PREFIX) for n in own)
+
+
+def test_argument_errors_are_one_line():
+    p = run("run", "--threshold", "abc")
+    one_line_error(p, "pipeline.py run: error: argument --threshold: expected a fraction",
+                   "(see pipeline.py run --help)")
