@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import ConfigError, KvariantError, RunInterrupted
+from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted
 from .model import Status
 from .paths import run_dir_clash
 
@@ -198,7 +198,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) ->
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise ConfigError("--results", "", f"{run_dir} is not writable: {e.strerror}")
+        raise ResultsUnwritable(f"--results: {run_dir} is not writable: {e.strerror}") from None
     _log_to(run_dir / "run.log")
     print(run_dir, flush=True)
     ui = UI()
@@ -275,8 +275,12 @@ def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
         raise ConfigError("--run-id", "", f"expected a name usable as a directory, got {run_id!r}")
     try:
         results_root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError("--results", "", f"{results_root} is not writable (cannot make that directory: {e.strerror})")
+    except (FileExistsError, NotADirectoryError):  # a file where a directory was meant: bad input
+        raise ConfigError("--results", "", f"expected a directory, got {results_root}, "
+                                           f"which is or lies under a file") from None
+    except OSError as e:  # read-only, no permission, disk full: the host cannot do the work
+        raise ResultsUnwritable(f"--results: {results_root} is not writable (cannot make that "
+                                f"directory: {e.strerror})") from None
     base = run_id or time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 100):
         run_dir = results_root / (base if n == 1 else f"{base}-{n}")
@@ -287,7 +291,7 @@ def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
             if run_id is not None:
                 raise ConfigError("--run-id", "", f"{run_dir} already holds a run; choose another id")
         except OSError as e:
-            raise ConfigError("--results", "", f"{results_root} is not writable: {e.strerror}")
+            raise ResultsUnwritable(f"--results: {results_root} is not writable: {e.strerror}") from None
     raise ConfigError("--results", "", f"{results_root}: no free run directory for {base}")
 
 

@@ -893,8 +893,8 @@ def compare_main(run_dirs: list[Path], out_dir: Path | None, threshold: float = 
     out = Path(out_dir) if out_dir is not None else default_out_dir(dirs, [r.run_id for r in runs])
     try:
         paths = write_reports(c, out)
-    except OSError as e:
-        raise ConfigError(out, "", f"cannot write the reports: {e.strerror or e}") from None
+    except OSError as e:  # read-only, full: the host cannot do the work (exit 3)
+        raise ResultsUnwritable(f"{out}: cannot write the reports: {e.strerror or e}") from None
     for p in paths:
         print(p)
     print()

@@ -1,4 +1,5 @@
 """The command line: help, one-line errors and exit codes (no VM)."""
+import os
 import subprocess
 import sys
 
@@ -40,12 +41,45 @@ def test_missing_config_and_unknown_variant(tmp_path):
     assert p.returncode == 1 and "--variant: expected one of baseline, parallel-dio" in p.stderr
 
 
-def test_unwritable_results_dir(tmp_path):
+def test_a_file_as_results_dir_is_bad_input(tmp_path):
+    (tmp_path / "file").write_text("")
+    for results in (tmp_path / "file", tmp_path / "file" / "under"):
+        p = run("run", "--config", str(PROJECT / "pipeline.toml"), "--results", str(results))
+        one_line_error(p, f"--results: expected a directory, got {results}")
+
+
+def small_config(tmp_path, small_tree):
+    conf = tmp_path / "p.toml"
+    (tmp_path / "x.patch").write_text("")
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n[[variant]]\nname = "baseline"\n')
+    return conf
+
+
+def exit_3(p, results):
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 3, p.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"kvariant: error: --results: {results}") \
+        and "is not writable" in lines[0], p.stderr
+
+
+def test_a_results_dir_that_cannot_be_written_is_exit_3(tmp_path, small_tree):
+    """/sys exists, is a directory, and nobody may make one in it."""
+    conf = small_config(tmp_path, small_tree)
+    exit_3(run("run", "--config", str(conf), "--results", "/sys"), "/sys")
+    exit_3(run("try", "--config", str(conf), "--results", "/sys", str(tmp_path / "x.patch")), "/sys")
+    exit_3(run("run", "--config", str(conf), "--results", "/sys/kvariant-results"), "/sys/kvariant-results")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_a_read_only_results_dir_is_exit_3(tmp_path, small_tree):
+    """Root writes through a 0555 directory: a read-only mount stops it."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    (ro / "file").write_text("")
-    p = run("run", "--config", str(PROJECT / "pipeline.toml"), "--results", str(ro / "file"))
-    assert p.returncode == 1 and "not writable" in p.stderr and "Traceback" not in p.stderr
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], check=True)
+    try:
+        exit_3(run("run", "--config", str(small_config(tmp_path, small_tree)), "--results", str(ro)), ro)
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
 
 
 def test_existing_run_id_is_refused(tmp_path):
@@ -134,3 +168,11 @@ def test_argument_errors_are_one_line():
     p = run("run", "--threshold", "abc")
     one_line_error(p, "pipeline.py run: error: argument --threshold: expected a fraction",
                    "(see pipeline.py run --help)")
+
+
+def test_compare_into_a_directory_that_cannot_be_written_is_exit_3():
+    from conftest import FIXTURES
+    p = run("compare", str(FIXTURES / "runs" / "run-a"), "--out", "/sys/kvariant-reports")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 3 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("kvariant: error: /sys/kvariant-reports: cannot write the reports")
