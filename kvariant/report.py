@@ -4,8 +4,11 @@ stages with the fio IOPS."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,14 +32,46 @@ STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.ERROR: "bold mage
          Status.SKIP: "yellow"}
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block has ended, then reach the
+    handler they were for.  Only the main thread runs Python's signal
+    handlers (and may set them): elsewhere there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, object]] = []
+    saved = {}
+    try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(s)
+            if callable(handler):
+                saved[s] = handler
+                signal.signal(s, lambda signum, frame: caught.append((signum, frame)))
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    if caught:
+        signum, frame = caught[0]
+        saved[signum](signum, frame)
+
+
 class UI:
     """Console output on stderr: a line per finished stage, and a spinner
-    with the running stage while stderr is a terminal."""
+    with the running stage while stderr is a terminal.
+
+    A line is written once, whatever signal comes: rich writes its buffer
+    and only then clears it, so a SIGTERM between the two left the line in
+    the buffer and the next print wrote it again.  Each line is queued,
+    then written with SIGINT/SIGTERM held; an interrupt before that leaves
+    it queued for the next write, never written twice."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)
         self.live = self.console.is_terminal
         self._status = None
+        self._queue: list[tuple[object, bool]] = []
 
     def begin(self, variant: str, stage: str) -> None:
         if not self.live:
@@ -50,15 +85,23 @@ class UI:
             self._status.stop()
             self._status = None
 
+    def show(self, renderable, markup: bool = True) -> None:
+        """Write *renderable* (text, a table) once."""
+        self._queue.append((renderable, markup))
+        with _signals_held():
+            self._stop()
+            while self._queue:
+                item, markup = self._queue[0]
+                self.console.print(item, markup=markup, soft_wrap=isinstance(item, str))
+                del self._queue[0]
+
     def stage(self, variant: str, s: StageResult) -> None:
-        self._stop()
         msg = f" {escape(s.message)}" if s.message else ""
-        self.console.print(f"{variant:<16} {s.name:<28} [{STYLE[s.status]}]{s.status.value.upper():<5}[/]"
-                           f" {s.seconds:7.1f} s{msg}", markup=True, soft_wrap=True)
+        self.show(f"{variant:<16} {s.name:<28} [{STYLE[s.status]}]{s.status.value.upper():<5}[/]"
+                  f" {s.seconds:7.1f} s{msg}")
 
     def info(self, text: str) -> None:
-        self._stop()
-        self.console.print(text, markup=False, soft_wrap=True)
+        self.show(text, markup=False)
 
 
 def summary_dict(run: "Run", final: bool) -> dict:
@@ -202,7 +245,7 @@ def build_line(results: list[VariantResult]) -> str:
 
 
 def print_summary(ui: UI, run: "Run", stages: tuple[str, ...], comparison: "Comparison | None") -> None:
-    ui.console.print(stage_table(run.results, stages))
+    ui.show(stage_table(run.results, stages))
     ui.info(build_line(run.results))
     if comparison is not None and comparison.points:
         for t in cover_tables(comparison):
@@ -213,7 +256,7 @@ def print_summary(ui: UI, run: "Run", stages: tuple[str, ...], comparison: "Comp
     for line in xfstests_lines(summarize_xfstests({v.name: v.stages for v in run.results})):
         ui.info(line)
     if run.interrupted:
-        ui.console.print("[bold magenta]interrupted[/]: the results above are what finished")
+        ui.show("[bold magenta]interrupted[/]: the results above are what finished")
 
 
 def xfstests_lines(summary: dict) -> list[str]:
