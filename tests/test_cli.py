@@ -164,10 +164,13 @@ def test_the_run_directory_holds_only_names_a_variant_cannot_take(tmp_path, smal
     assert any(n.startswith(COMPARE_PREFIX) for n in own)
 
 
-def test_argument_errors_are_one_line():
+def test_argument_errors_are_one_line(tmp_path):
     p = run("run", "--threshold", "abc")
     one_line_error(p, "pipeline.py run: error: argument --threshold: expected a fraction",
                    "(see pipeline.py run --help)")
+    one_line_error(run("frobnicate"), "pipeline.py: error: argument COMMAND: invalid choice")
+    one_line_error(run("run", "--run-id", "../x", "--results", str(tmp_path)),
+                   "--run-id: expected a name usable as a directory, got '../x'")
 
 
 def test_compare_into_a_directory_that_cannot_be_written_is_exit_3():

@@ -108,6 +108,8 @@ def test_no_variants_and_bad_toml(cfgdir, small_tree):
         config.load(p)
     with pytest.raises(ConfigError, match="no such file"):
         config.load(cfgdir / "absent.toml")
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        config.load(cfgdir)
 
 
 def test_select_variants(cfgdir, small_tree):
