@@ -226,12 +226,15 @@ def _kernel(path: Path, table: dict) -> KernelConfig:
 
 def _vm(path: Path, table: dict) -> VmConfig:
     r = _Reader(path, table, "vm.")
+    # checked against the host when given: the defaults are ours to keep small
     cpus = _positive(r, "cpus", 2)
-    if "cpus" in table and checks.cpus_problem(cpus, checks.host_cpus()):
-        r.fail("cpus", checks.cpus_problem(cpus, checks.host_cpus()), cpus)
-    expected = checks.memory_problem("", checks.host_memory_mib())
+    problem = checks.cpus_problem(cpus, checks.host_cpus())
+    if "cpus" in table and problem:
+        r.fail("cpus", problem, cpus)
+    host_mib = checks.host_memory_mib()
+    expected = checks.memory_problem("", host_mib)  # what any wrong value is told
     memory = r.take("memory", "4G", str, expected)
-    if "memory" in table and checks.memory_problem(memory, checks.host_memory_mib()):
+    if "memory" in table and checks.memory_problem(memory, host_mib):
         r.fail("memory", expected, memory)
     accel = r.take("accel", "auto", str, "auto, kvm or tcg")
     if accel not in ("auto", "kvm", "tcg"):

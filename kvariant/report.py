@@ -20,7 +20,7 @@ from rich.table import Table
 from . import stats
 from .compare import (Comparison, FioPoint, PointDelta, compare_runs, fio_setup, fmt_iops, load_run,
                       regressions, resolve_run_dir)
-from .errors import ConfigError, ResultsUnwritable
+from .errors import ResultsUnwritable
 from .junit import write_atomic
 from .workloads.xfstests import summarize as summarize_xfstests
 from .model import StageResult, Status, VariantResult
