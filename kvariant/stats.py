@@ -9,8 +9,9 @@ degrees of freedom), and both are expressed in percent of A's mean.  The
 interval in percent treats A's mean as a fixed scale: it is the interval of
 the difference, divided by A's mean.
 
-:func:`verdict` turns such an interval into one word; the rules are in its
-docstring and nowhere else.
+:func:`verdict` turns such an interval into one word; the rules are in the
+docstring of :func:`verdict_pct` and nowhere else; the intervals of
+:mod:`kvariant.twolevel` (boots x runs) use the same rules.
 """
 
 from __future__ import annotations
@@ -116,30 +117,38 @@ def welch(a: Sample, b: Sample) -> Difference:
 def verdict(d: Difference, threshold: float = DEFAULT_THRESHOLD) -> tuple[str, str]:
     """(word, reason) for a difference; *threshold* is a fraction (0.05 = 5%).
 
-    With c the change and [lo, hi] its 95% interval, both in percent of A's
-    mean, and T the threshold in percent:
+    ``inconclusive`` when a side has fewer than 2 repeats (no interval) or A's
+    mean is 0; otherwise the rules of :func:`verdict_pct`.
+    """
+    if d.ci_low_pct is None or d.ci_high_pct is None or d.change_pct is None:
+        why = "A's mean is 0" if d.change_pct is None else "fewer than 2 repeats on a side"
+        return INCONCLUSIVE, why
+    return verdict_pct(d.change_pct, d.ci_low_pct, d.ci_high_pct, threshold)
 
-    1. ``inconclusive``: a side has fewer than 2 repeats (no interval), or
-       A's mean is 0;
-    2. ``no change``: the whole interval lies within ±T (-T <= lo and hi <= T);
-    3. ``better`` / ``worse``: the interval excludes 0 (lo > 0 or hi < 0) and
+
+def verdict_pct(c: float, lo: float, hi: float,
+                threshold: float = DEFAULT_THRESHOLD) -> tuple[str, str]:
+    """(word, reason) for a change *c* with its 95% interval [*lo*, *hi*],
+    all three in percent of A's figure; *threshold* is a fraction.
+
+    With T the threshold in percent:
+
+    1. ``no change``: the whole interval lies within ±T (-T <= lo and hi <= T);
+    2. ``better`` / ``worse``: the interval excludes 0 (lo > 0 or hi < 0) and
        |c| > T;
-    4. ``inconclusive``: the interval includes 0 and reaches beyond both -T
+    3. ``inconclusive``: the interval includes 0 and reaches beyond both -T
        and +T: the spread is too large to tell a gain, a loss or nothing;
-    5. ``not significant``: everything else.  Either the interval includes 0
+    4. ``not significant``: everything else.  Either the interval includes 0
        and reaches beyond ±T on one side only (no change is shown, and a
        change beyond T is possible in one direction), or it excludes 0 but
        |c| <= T while reaching beyond ±T (a small change, not shown to be
        larger than T nor to be within it).
 
-    Only rule 3 ever calls a change better or worse: a change that is not
-    significant is never shown as a win.
+    Only rule 2 ever calls a change better or worse: a change that is not
+    significant is never shown as a win.  (Without an interval at all the
+    word is ``inconclusive``: see :func:`verdict`.)
     """
     t = threshold * 100
-    if d.ci_low_pct is None or d.ci_high_pct is None or d.change_pct is None:
-        why = "A's mean is 0" if d.change_pct is None else "fewer than 2 repeats on a side"
-        return INCONCLUSIVE, why
-    lo, hi, c = d.ci_low_pct, d.ci_high_pct, d.change_pct
     ci = f"95% CI {lo:+.1f}% to {hi:+.1f}%"
     if -t <= lo and hi <= t:
         return NO_CHANGE, f"{ci} lies within ±{t:g}%"
