@@ -11,7 +11,8 @@ the difference, divided by A's mean.
 
 :func:`verdict` turns such an interval into one word; the rules are in the
 docstring of :func:`verdict_pct` and nowhere else; the intervals of
-:mod:`kvariant.twolevel` (boots x runs) use the same rules.
+:mod:`kvariant.twolevel` (boots x runs) and :mod:`kvariant.paired` (runs in
+pairs) use the same rules.
 """
 
 from __future__ import annotations

@@ -1,0 +1,109 @@
+"""Paired comparisons: runs of A and B taken next to each other in time.
+
+When A's and B's runs alternate within one time block (A, B, B, A, ...),
+drift and bursts of the host hit both members of a pair, and the ratio of a
+pair cancels them.  The change is then the geometric mean of the per-pair
+ratios B_i / A_i, with a Student t interval on the log ratios (the paired t
+interval on log figures; e.g. Jain, *The Art of Computer Systems Performance
+Analysis*, 1991, section 13.4.1, on the log scale for ratios as in Fleming &
+Wallace, "How not to lie with statistics", CACM 1986).
+
+Pairs that share a boot (the guests of A and B booted together as one block)
+also share that boot pair's effect, so they are not independent: with block
+labels, the interval comes from the block means of the log ratios with
+(blocks - 1) degrees of freedom, the level that varies (Kalibera & Jones,
+ISMM 2013).  Without labels, or with a single block, it comes from the pairs
+and says so: it then leaves the boot-to-boot variance out.
+
+:func:`normalised_change` first divides each run of the target by its
+neighbouring control run in the same guest (raw XFS, which the patches under
+test do not touch), then compares the normalised figures pair by pair.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Hashable, Sequence
+
+from .twolevel import Change, log_interval
+
+
+def _positive(name: str, xs: Sequence[float]) -> tuple[float, ...]:
+    out = tuple(float(x) for x in xs)
+    for i, x in enumerate(out):
+        if not (math.isfinite(x) and x > 0):
+            raise ValueError(f"{name} run {i} is {x!r}: runs must be positive finite numbers")
+    return out
+
+
+def _same_length(**seqs: Sequence) -> None:
+    lengths = {k: len(v) for k, v in seqs.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError("paired runs must have equal lengths, got "
+                         + ", ".join(f"{k} {n}" for k, n in lengths.items()))
+    if not next(iter(lengths.values())):
+        raise ValueError("no pairs: at least one pair of runs is needed")
+
+
+def log_ratios(a: Sequence[float], b: Sequence[float]) -> tuple[float, ...]:
+    """log(b_i / a_i) for each pair; ValueError on unequal lengths, no pair,
+    or a run that is not a positive finite number."""
+    _same_length(a=a, b=b)
+    return tuple(math.log(y / x) for x, y in zip(_positive("A", a), _positive("B", b)))
+
+
+def group_by(values: Sequence[float], labels: Sequence[Hashable]) -> tuple[tuple[float, ...], ...]:
+    """*values* grouped by *labels*, groups in order of first appearance."""
+    _same_length(values=values, labels=labels)
+    groups: dict[Hashable, list[float]] = {}
+    for v, k in zip(values, labels):
+        groups.setdefault(k, []).append(float(v))
+    return tuple(tuple(g) for g in groups.values())
+
+
+def paired_change(a: Sequence[float], b: Sequence[float],
+                  blocks: Sequence[Hashable] | None = None) -> Change:
+    """The change B / A from pairs (a_i, b_i) taken next to each other: the
+    geometric mean of b_i / a_i, with a 95% t interval on the log ratios.
+
+    With *blocks* (one label per pair: the boot pair or time block it was
+    measured in) and at least 2 blocks, the interval is a t interval on the
+    block means of the log ratios, (blocks - 1) degrees of freedom, and the
+    ratio is exp of their mean (each block weighs the same).  Otherwise it is
+    on the pairs, (pairs - 1) degrees of freedom.  No interval from a single
+    unit; a zero-width interval when every unit has the same log ratio.
+    """
+    d = log_ratios(a, b)
+    units, level = (d, "pairs")
+    if blocks is not None:
+        groups = group_by(d, blocks)
+        if len(groups) >= 2:
+            units, level = tuple(statistics.fmean(g) for g in groups), "blocks"
+    method = f"t on log ratios over {level}"
+    if blocks is not None and level == "pairs":
+        method += " (one block: boot-to-boot variance not in the interval)"
+    n = len(units)
+    mean = statistics.fmean(units)
+    if n < 2:
+        return log_interval(mean, 0.0, None, n, level, method)
+    se = statistics.stdev(units) / math.sqrt(n)
+    return log_interval(mean, se, float(n - 1), n, level, method)
+
+
+def normalise(target: Sequence[float], control: Sequence[float]) -> tuple[float, ...]:
+    """Each target run divided by its neighbouring control run: target_i /
+    control_i (both from the same guest, taken next to each other)."""
+    _same_length(target=target, control=control)
+    return tuple(t / c for t, c in zip(_positive("target", target), _positive("control", control)))
+
+
+def normalised_change(a_target: Sequence[float], a_control: Sequence[float],
+                      b_target: Sequence[float], b_control: Sequence[float],
+                      blocks: Sequence[Hashable] | None = None) -> Change:
+    """The paired change of the target normalised by its control: pair i
+    compares (b_target_i / b_control_i) with (a_target_i / a_control_i),
+    as :func:`paired_change` does."""
+    c = paired_change(normalise(a_target, a_control), normalise(b_target, b_control), blocks)
+    return Change(c.ratio, c.ci_low, c.ci_high, c.df, c.n, c.level,
+                  "normalised by the control run, " + c.method)
