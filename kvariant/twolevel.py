@@ -84,6 +84,10 @@ class Components:
     def boot_cv(self) -> float | None:
         return _cv(self.boot_var, self.mean)
 
+    def to_dict(self) -> dict:
+        """The fields and both CVs, for a report."""
+        return {**dataclasses.asdict(self), "run_cv": self.run_cv, "boot_cv": self.boot_cv}
+
 
 def _cv(var: float | None, mean: float) -> float | None:
     return None if var is None or mean == 0 else math.sqrt(var) / abs(mean)
@@ -241,6 +245,10 @@ class Change:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Change":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
 
 def log_interval(log_ratio: float, se: float, df: float | None, n: int, level: str,

@@ -34,6 +34,8 @@ def test_components_by_hand():
     assert c.boot_means_var == pytest.approx(4.5)
     assert c.run_cv == pytest.approx(1 / 3.5)
     assert c.boot_cv == pytest.approx(math.sqrt(12.5 / 3) / 3.5)
+    d = c.to_dict()
+    assert (d["boots"], d["run_cv"], d["boot_cv"]) == (2, c.run_cv, c.boot_cv)
 
 
 def test_balanced_components_are_kalibera_jones_t1_t2():
@@ -166,6 +168,7 @@ def test_ratio_of_means_is_welch_on_scaled_boot_means_on_the_log_scale():
     assert c.ci_low == pytest.approx(mb / ma * math.exp(ci.low))
     assert c.ci_high == pytest.approx(mb / ma * math.exp(ci.high))
     assert (c.n, c.level) == (3, "boots")
+    assert Change.from_dict(c.to_dict()) == c
     # Fieller's interval with the same t (3.14): [0.921, 1.611] against [0.905, 1.567]
     lo, hi = fieller(fa, fb, stats.t_quantile(c.df))
     assert c.ci_low == pytest.approx(lo, abs=0.02) and c.ci_high == pytest.approx(hi, abs=0.05)
