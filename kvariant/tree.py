@@ -26,7 +26,7 @@ from pathlib import Path
 
 import git
 
-from .errors import InfraError, StageError
+from .errors import ConfigError, InfraError, StageError
 from .paths import cache_dir, locked, short_hash, slug
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,25 @@ def is_git_repo(path: Path) -> bool:
         return False
 
 
+def git_reason(error: git.GitCommandError) -> str:
+    """git's own first line of complaint ("detected dubious ownership in
+    repository at ..."), without its "fatal: " prefix; "" when it said
+    nothing."""
+    text = re.sub(r"^\s*stderr: '", "", str(error.stderr or "")).rstrip("'\n ")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return re.sub(r"^(fatal|error): ", "", first)
+
+
 def resolve_rev(tree: Path, rev: str) -> str | None:
-    """The commit *rev* names in *tree*, or None.  Read-only."""
+    """The commit *rev* names in *tree*, or None when there is none.
+    Read-only.  When git refuses the tree itself (another user's tree:
+    "dubious ownership"), raises ConfigError with git's reason."""
     try:
         return git.Repo(tree).git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}")
-    except git.GitCommandError:
+    except git.GitCommandError as e:
+        reason = git_reason(e)
+        if reason:
+            raise ConfigError(tree, "", f"git refuses to read this tree: {reason}") from None
         return None
 
 
@@ -135,11 +149,28 @@ def patch_files(spec: Path) -> list[Path]:
     return [spec]
 
 
+def series_file_name(ref: str) -> str:
+    """The mbox file of ``git:REF``: a slug of the ref for the eye, and a
+    hash of the ref itself so that refs with the same slug (``topic/x``,
+    ``topic-x``) never share a file."""
+    return f"git-{slug(ref)}-{short_hash(ref, length=8)}.mbox"
+
+
 def series_from_ref(tree: Path, base: str, ref: str, out: Path) -> Path:
-    """``git:REF``: the commits base..REF of the user's tree as an mbox."""
-    mbox = out / f"git-{slug(ref)}.mbox"
-    text = git.Repo(tree).git.format_patch("--stdout", "--no-signature", f"{base}..{ref}")
-    mbox.write_text(text + ("\n" if text else ""))
+    """``git:REF``: the commits base..REF of the user's tree as an mbox.
+    No commit there is a StageError: the variant would be the base under
+    another name."""
+    mbox = out / series_file_name(ref)
+    try:
+        data = git.Repo(tree).git.format_patch("--stdout", "--no-signature", f"{base}..{ref}",
+                                               stdout_as_string=False)
+    except git.GitCommandError as e:
+        raise StageError(f"git:{ref}: git format-patch failed: {git_reason(e) or e}",
+                         detail=str(e.stderr or "")) from None
+    if not data.strip():
+        raise StageError(f"git:{ref}: no commit between the base and {ref}: no diff found in "
+                         f"{mbox.name}")
+    mbox.write_bytes(data + b"\n")
     return mbox
 
 
@@ -173,63 +204,123 @@ def rejected_hunk(error: str, patch_text: str, limit: int = 40) -> str:
     return ""
 
 
+def mail_text(data: bytes) -> str:
+    """A mail's text as ``git mailinfo`` leaves it: UTF-8 when the mail
+    names its charset (mailinfo re-codes it), else the bytes as they came.
+    Those are read as UTF-8 when they are, and as latin-1 (the usual legacy
+    charset, which reads any byte) when they are not; ``git am`` would keep
+    such bytes verbatim in the commit, we record them as UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def why_no_diff(path: Path, messages: int, mails: int) -> str:
+    """Why a patch file gave no commit, in words: *messages* is what
+    ``mailsplit`` found in it, *mails* how many of them had mail headers."""
+    head = path.read_bytes()[:65536]
+    if not head.strip():
+        return "the file is empty"
+    if b"\0" in head:
+        return "a binary file, not a patch"
+    if messages and not mails:
+        return "plain text without a diff"
+    return f"{mails} mail(s) without a diff (cover letters only)"
+
+
+@dataclasses.dataclass
+class _Mail:
+    info: dict[str, str]
+    body: str
+    diff: Path
+
+
+class _Series:
+    """Messages applied one by one on a private index; see apply_series."""
+
+    def __init__(self, repo: git.Repo, tmp: Path, base: str):
+        self.repo, self.tmp, self.parent = repo, tmp, base
+        self.env = {"GIT_INDEX_FILE": str(tmp / "index"), **COMMITTER}
+        self.applied: list[AppliedPatch] = []
+        repo.git.read_tree(base, env=self.env)
+
+    def split(self, f: Path, fileno: int) -> list[Path]:
+        out = self.tmp / f"split{fileno}"
+        out.mkdir()
+        if not f.read_bytes().strip():
+            return []  # mailsplit refuses it; why_no_diff says why
+        try:
+            count = int(self.repo.git.mailsplit("-b", f"-o{out}", str(f)) or 0)
+        except git.GitCommandError as e:
+            raise StageError(f"{f}: not a patch or mbox file", detail=str(e.stderr or "")) from None
+        return [out / f"{n:04d}" for n in range(1, count + 1)]
+
+    def read(self, mail: Path) -> _Mail:
+        msg, diff = self.tmp / "msg", self.tmp / "patch"
+        with open(mail, "rb") as stdin:
+            out = self.repo.git.mailinfo(str(msg), str(diff), istream=stdin, stdout_as_string=False)
+        return _Mail(_parse_mailinfo(mail_text(out)), mail_text(msg.read_bytes()).strip(), diff)
+
+    def commit(self, m: _Mail, f: Path, source: str) -> None:
+        subject = m.info.get("Subject") or f.stem
+        try:
+            self.repo.git.apply("--cached", str(m.diff), env=self.env)
+        except git.GitCommandError as e:
+            err = str(e.stderr or "").strip()
+            hunk = rejected_hunk(err, m.diff.read_text(errors="replace"))
+            raise StageError(
+                f"patch does not apply: {source}: {subject}",
+                detail=err + ("\n\nrejected hunk:\n" + hunk if hunk else ""),
+                reproduce=f"git -C <tree> checkout {self.parent} && git am {f}",
+            ) from None
+        tree_sha = self.repo.git.write_tree(env=self.env)
+        date = m.info.get("Date") or "@0 +0000"
+        author_env = {
+            "GIT_AUTHOR_NAME": m.info.get("Author") or "unknown",
+            "GIT_AUTHOR_EMAIL": m.info.get("Email") or "unknown@localhost",
+            "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, **COMMITTER,
+        }
+        message = subject + ("\n\n" + m.body if m.body else "") + "\n"
+        (self.tmp / "message").write_text(message, encoding="utf-8")
+        self.parent = self.repo.git.commit_tree(tree_sha, "-p", self.parent, "-F", str(self.tmp / "message"),
+                                                env={**os.environ, **author_env})
+        with open(m.diff, "rb") as stdin:
+            pid = self.repo.git.patch_id("--stable", istream=stdin).split()
+        self.applied.append(AppliedPatch(subject=subject, source=source, commit=self.parent,
+                                         patch_id=pid[0] if pid else "",
+                                         author=f"{m.info.get('Author', '')} <{m.info.get('Email', '')}>"))
+
+
 def apply_series(mirror: Mirror, base: str, files: list[Path], identity: str) -> list[AppliedPatch]:
     """Apply each message of *files* in order on *base*; return one entry per
-    commit made.  Raises StageError naming the patch and its rejected hunk."""
+    commit made.  Raises StageError naming the patch and its rejected hunk,
+    or naming a file that gave no commit ("no diff found in FILE: a binary
+    file...").  A file of cover letters only is skipped when other files
+    give commits (a series' 0000-cover-letter.patch)."""
     repo = mirror.repo()
-    applied: list[AppliedPatch] = []
-    parent = base
+    empty: list[tuple[Path, str, bool]] = []  # file, why, cover letters only
     with tempfile.TemporaryDirectory(prefix="kvariant-am-") as tmpdir:
-        tmp = Path(tmpdir)
-        env = {"GIT_INDEX_FILE": str(tmp / "index"), **COMMITTER}
-        repo.git.read_tree(parent, env=env)
+        series = _Series(repo, Path(tmpdir), base)
         for fileno, f in enumerate(Path(x).resolve() for x in files):
-            split = tmp / f"split{fileno}"
-            split.mkdir()
-            try:
-                count = int(repo.git.mailsplit("-b", f"-o{split}", str(f)) or 0)
-            except git.GitCommandError as e:
-                raise StageError(f"{f}: not a patch or mbox file", detail=e.stderr)
-            for n in range(1, count + 1):
-                mail = split / f"{n:04d}"
-                msg, diff = tmp / "msg", tmp / "patch"
-                with open(mail, "rb") as stdin:
-                    out = repo.git.mailinfo(str(msg), str(diff), istream=stdin)
-                info = _parse_mailinfo(out)
-                source = f"{f.name}" + (f" (message {n})" if count > 1 else "")
-                if not diff.read_text(errors="replace").strip():
+            mails = series.split(f, fileno)
+            before, headed = len(series.applied), 0
+            for n, mail in enumerate(mails, 1):
+                m = series.read(mail)
+                headed += bool(m.info.get("Author") or m.info.get("Subject"))
+                source = f"{f.name}" + (f" (message {n})" if len(mails) > 1 else "")
+                if not m.diff.read_bytes().strip():
                     log.info("%s: no diff (a cover letter?), skipped", source)
                     continue
-                subject = info.get("Subject") or f.stem
-                try:
-                    repo.git.apply("--cached", str(diff), env=env)
-                except git.GitCommandError as e:
-                    err = (e.stderr or "").strip()
-                    hunk = rejected_hunk(err, diff.read_text(errors="replace"))
-                    raise StageError(
-                        f"patch does not apply: {source}: {subject}",
-                        detail=err + ("\n\nrejected hunk:\n" + hunk if hunk else ""),
-                        reproduce=f"git -C <tree> checkout {parent} && git am {f}",
-                    )
-                tree_sha = repo.git.write_tree(env=env)
-                author_env = {
-                    "GIT_AUTHOR_NAME": info.get("Author") or "unknown",
-                    "GIT_AUTHOR_EMAIL": info.get("Email") or "unknown@localhost",
-                    **({"GIT_AUTHOR_DATE": info["Date"], "GIT_COMMITTER_DATE": info["Date"]}
-                       if info.get("Date") else {"GIT_AUTHOR_DATE": "@0 +0000", "GIT_COMMITTER_DATE": "@0 +0000"}),
-                    **COMMITTER,
-                }
-                body = msg.read_text(errors="replace").strip()
-                message = subject + ("\n\n" + body if body else "") + "\n"
-                with open(tmp / "message", "w") as mf:
-                    mf.write(message)
-                parent = repo.git.commit_tree(tree_sha, "-p", parent, "-F", str(tmp / "message"),
-                                              env={**os.environ, **author_env})
-                with open(diff, "rb") as stdin:
-                    pid = repo.git.patch_id("--stable", istream=stdin).split()
-                applied.append(AppliedPatch(subject=subject, source=source, commit=parent,
-                                            patch_id=pid[0] if pid else "",
-                                            author=f"{info.get('Author', '')} <{info.get('Email', '')}>"))
-    if applied:
-        mirror.keep(f"refs/kvariant/{identity}", parent)
-    return applied
+                series.commit(m, f, source)
+            if len(series.applied) == before:
+                empty.append((f, why_no_diff(f, len(mails), headed), bool(mails) and headed == len(mails)))
+    for f, why, covers in empty:
+        if not (covers and series.applied):
+            raise StageError(f"no diff found in {f}: {why}",
+                             detail="a variant's patch files must each hold at least one diff "
+                                    "(git format-patch, git diff, b4 am); a cover letter is "
+                                    "skipped only beside the patches it introduces")
+    if series.applied:
+        mirror.keep(f"refs/kvariant/{identity}", series.parent)
+    return series.applied
