@@ -1,6 +1,13 @@
 """Guest control over SSH with fabric: one Connection per VM, retried until
 the SSH banner arrives, a timeout on every command, the same Result type as
-host commands, and files fetched back to the host."""
+host commands, and files fetched back to the host.
+
+Guest connections read no configuration of the user's: not ~/.ssh/config
+or /etc/ssh/ssh_config (a ``Host *`` with ForwardAgent, ProxyCommand,
+IdentityFile, Hostname or Port would forward the user's agent into a test
+kernel, offer the user's keys, or reroute the connection), nor fabric's and
+invoke's YAML files.  Only our key, our port and 127.0.0.1 count; the
+reproduce lines say so too (``ssh -F /dev/null ...``)."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
 from .errors import GuestGone, StageError
@@ -35,20 +42,47 @@ def ssh_key() -> Path:
     return Path("~/.cache/virtme-ng/.ssh/id_virtme").expanduser()
 
 
-def _connection(port: int, key: Path, timeout: float = 10) -> Connection:
+GUEST_HOST = "127.0.0.1"
+GUEST_USER = "root"
+
+
+def guest_config() -> Config:
+    """A fabric Config that loads no file at all: an empty SSH config object
+    instead of ~/.ssh/config and /etc/ssh/ssh_config (``lazy``: no YAML
+    either), agent forwarding off."""
+    return Config(ssh_config=paramiko.SSHConfig(), lazy=True,
+                  overrides={"load_ssh_configs": False, "forward_agent": False})
+
+
+def guest_connection(port: int, key: Path, timeout: float = 10) -> Connection:
+    """The connection to a guest: 127.0.0.1:*port* as root with *key*
+    alone; no agent, no other key, no proxy, nothing from ssh_config."""
     return Connection(
-        "127.0.0.1", port=port, user="root",
-        connect_timeout=timeout,
-        connect_kwargs={"key_filename": str(key), "look_for_keys": False,
+        GUEST_HOST, port=port, user=GUEST_USER, config=guest_config(),
+        gateway=False, forward_agent=False, connect_timeout=timeout,
+        connect_kwargs={"key_filename": [str(key)], "look_for_keys": False,
                         "allow_agent": False, "banner_timeout": 30, "auth_timeout": 30},
     )
 
 
+def ssh_argv(port: int, key: Path, command: str) -> list[str]:
+    """The ``ssh`` command line that does what :func:`guest_connection`
+    does (for reproduce lines): ``-F /dev/null`` so that the user's
+    ssh_config is not read."""
+    return ["ssh", "-F", "/dev/null", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes",
+            "-o", "IdentityAgent=none", "-o", "ForwardAgent=no", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", f"{GUEST_USER}@{GUEST_HOST}", command]
+
+
 class Guest:
-    def __init__(self, conn: Connection, default_timeout: float):
+    def __init__(self, conn: Connection, default_timeout: float, key: Path | None = None):
         self.conn = conn
         self.default_timeout = default_timeout
+        self.key = key or ssh_key()
         _OPEN.append(self)
+
+    def argv(self, command: str) -> list[str]:
+        return ssh_argv(self.conn.port, self.key, command)
 
     @classmethod
     def connect(cls, port: int, *, key: Path, deadline: float, alive: Callable[[], bool],
@@ -60,12 +94,12 @@ class Guest:
         while time.monotonic() < deadline:
             if not alive():
                 raise StageError("the guest exited before SSH answered")
-            conn = _connection(port, key)
+            conn = guest_connection(port, key)
             try:
                 conn.open()
                 r = conn.run("true", hide=True, warn=True, timeout=30, in_stream=False)
                 if r.exited == 0:
-                    return cls(conn, default_timeout)
+                    return cls(conn, default_timeout, key)
                 last = f"true exited {r.exited}"
             except (paramiko.SSHException, socket.error, EOFError, CommandTimedOut, OSError) as e:
                 last = f"{type(e).__name__}: {e}"
@@ -82,11 +116,11 @@ class Guest:
         try:
             r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
             out = (r.stdout or "") + (r.stderr or "")
-            result = Result(["ssh", command], r.exited, time.monotonic() - start, out[-TAIL_CHARS:],
+            result = Result(self.argv(command), r.exited, time.monotonic() - start, out[-TAIL_CHARS:],
                             stdout=r.stdout or "")
         except CommandTimedOut as e:
             out = (e.result.stdout or "") + (e.result.stderr or "")
-            result = Result(["ssh", command], None, time.monotonic() - start, out[-TAIL_CHARS:],
+            result = Result(self.argv(command), None, time.monotonic() - start, out[-TAIL_CHARS:],
                             timed_out=True, stdout=e.result.stdout or "")
         except (paramiko.SSHException, socket.error, EOFError, OSError) as e:
             raise GuestGone(f"the guest's SSH connection dropped during: {command[:80]}",
