@@ -250,16 +250,16 @@ def _against(value: str | None, cfg, results_root: Path) -> tuple[Path | None, s
 def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
     """The newest finished run of *config* under *results_root*: the same
     file, or a file with the same content (a CI job's checkout may move)."""
-    import json
     from .report import config_digest
+    from .summary import read_summary
     digest = config_digest(config)
     best = None
     for d in results_root.iterdir():
         if d == exclude or not (d / "summary.json").is_file():
             continue
         try:
-            s = json.loads((d / "summary.json").read_text())
-        except (OSError, ValueError):
+            s = read_summary(d / "summary.json")
+        except ConfigError:  # not a run this config finished; --against checks the one it picks
             continue
         if s.get("finished") and (s.get("config") == str(config) or s.get("config_sha256") == digest):
             key = (s.get("started", ""), d.stat().st_mtime)
@@ -297,8 +297,8 @@ def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
 
 def _resumable(args) -> tuple[Path, dict, "config_mod.Config"]:
     """The interrupted run's directory, its summary and its config, checked."""
-    import json
     from .report import config_digest
+    from .summary import read_summary, resume_fields
 
     given = Path(args.resume).expanduser()
     if given.is_dir():
@@ -307,13 +307,11 @@ def _resumable(args) -> tuple[Path, dict, "config_mod.Config"]:
         root = args.results or (args.config or DEFAULT_CONFIG).parent / "results"
         run_dir = (root.expanduser() / args.resume).resolve()
     summary_file = run_dir / "summary.json"
-    try:
-        summary = json.loads(summary_file.read_text())
-    except FileNotFoundError:
+    if not summary_file.is_file():
         raise ConfigError("--resume", "", f"{summary_file} does not exist: expected the id or "
-                                          f"directory of an earlier run") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(summary_file, "", f"not a readable run summary: {e}") from None
+                                          f"directory of an earlier run")
+    summary = read_summary(summary_file)
+    resume_fields(summary_file, summary)
     if summary.get("finished"):
         raise ConfigError("--resume", "", f"run {run_dir.name} finished; there is nothing to resume")
     cfg_path = Path(args.config or summary.get("config", ""))

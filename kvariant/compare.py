@@ -11,12 +11,11 @@ patches that changed between revisions, the stage statuses, and
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import stats
+from . import stats, summary
 from .errors import ConfigError
 from .model import Status, VariantResult
 
@@ -72,33 +71,22 @@ class RunData:
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Read RUN_DIR/summary.json.  A missing directory or file, invalid JSON
-    or a summary without variants raises ConfigError naming the file."""
+    """Read RUN_DIR/summary.json, checked by :mod:`kvariant.summary`: a
+    missing directory or file, invalid JSON, a summary without variants, a
+    run id or variant name that is not a plain name, figures of the wrong
+    type or IOPS that are not finite and >= 0 raise ConfigError naming the
+    file and the key."""
     run_dir = Path(run_dir)
     path = run_dir / "summary.json"
     if not run_dir.is_dir():
         raise ConfigError(run_dir, "", "no such run directory")
     if not path.is_file():
         raise ConfigError(path, "", "not found: not a kvariant run directory")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(path, "", f"cannot be read: {getattr(e, 'strerror', None) or e}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(path, "", f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})")
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
-        raise ConfigError(path, "variants", "expected a list of variant results")
-    variants = []
-    for i, v in enumerate(data["variants"]):
-        try:
-            variants.append(VariantResult.from_dict(v))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ConfigError(path, f"variants[{i}]", f"expected a variant result ({e})")
+    data = summary.read_summary(path)
+    variants = summary.variants_of(path, data)
     accel = data.get("accel") if isinstance(data.get("accel"), dict) else {}
-    return RunData(run_id=str(data.get("run_id") or run_dir.name), path=run_dir, variants=variants,
-                   accel=accel, started=str(data.get("started", "")),
+    return RunData(run_id=summary.run_id_of(path, data, run_dir.resolve().name), path=run_dir,
+                   variants=variants, accel=accel, started=str(data.get("started", "")),
                    config=str(data.get("config", "")), finished=bool(data.get("finished", True)),
                    interrupted=bool(data.get("interrupted", False)),
                    setup=str(data.get("fio_setup", "")))
