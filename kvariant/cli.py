@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
                           "this config in RESULTS), or against a variant of this run")
     run.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
                      help="smallest IOPS change called better or worse (default 0.05 = 5%%)")
+    run.add_argument("--force", action="store_true",
+                     help="with --against RUN: judge IOPS changes even when that run's setup differs "
+                          "(fio job, guest, accelerator, FUSE policy, kconfig fragments)")
     run.add_argument("--debug", action="store_true",
                      help="build every variant with vmconfigs/debug.config too (lockdep, KASAN, "
                           "UBSAN, hung-task detection): slower, for correctness runs")
@@ -90,6 +93,8 @@ def parser() -> argparse.ArgumentParser:
                     help="also fail what regressed against an earlier run or a variant (see run --against)")
     tr.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
                     help="smallest IOPS change called better or worse (default 0.05 = 5%%)")
+    tr.add_argument("--force", action="store_true",
+                    help="with --against RUN: judge IOPS changes even when that run's setup differs")
     tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
 
     cmp = sub.add_parser(
@@ -109,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
                           "(default: the first variant of the first run)")
     cmp.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
                      help="smallest change worth calling better or worse (default 0.05 = 5%%)")
+    cmp.add_argument("--force", action="store_true",
+                     help="give better/worse verdicts across runs whose setups differ (fio job, guest, "
+                          "accelerator, FUSE policy, kconfig fragments); without it the report's first "
+                          "lines say what differs and those changes are 'not compared'")
     cmp.add_argument("--out", type=Path, metavar="DIR",
                      help="where the reports go (default: the run's directory; for several "
                           "runs, compare-<ids>/ in the last one)")
@@ -204,6 +213,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) ->
     ui = UI()
     run = Run(cfg, run_dir, run_id, ui, previous=previous)
     run.threshold = args.threshold
+    run.force = args.force
     ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
     results = run.execute()
     if args.against == "last":  # the newest finished run before this one
@@ -356,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from .report import compare_main
             return compare_main(args.runs, args.out, args.threshold, args.reference,
-                                results_root=(args.results or PROJECT / "results").expanduser())
+                                results_root=(args.results or PROJECT / "results").expanduser(),
+                                force=args.force)
     except KvariantError as e:
         print(f"kvariant: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -63,6 +63,11 @@ class RunData:
     finished: bool = True
     interrupted: bool = False
     setup: str = ""  # the fio job and the guest, in words (summary.json's fio_setup)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # summary.json's setup
+
+    @property
+    def records_setup(self) -> bool:
+        return len(self.settings) > 1  # older summaries: the accelerator alone
 
     @property
     def accel_name(self) -> str:
@@ -89,7 +94,7 @@ def load_run(run_dir: Path) -> RunData:
                    variants=variants, accel=accel, started=str(data.get("started", "")),
                    config=str(data.get("config", "")), finished=bool(data.get("finished", True)),
                    interrupted=bool(data.get("interrupted", False)),
-                   setup=str(data.get("fio_setup", "")))
+                   setup=str(data.get("fio_setup", "")), settings=summary.setup_of(path, data))
 
 
 def resolve_run_dir(arg: str | Path, results_root: Path) -> Path:
@@ -382,6 +387,8 @@ class Comparison:
     xfstests: list[XfstestsDelta]
     patch_changes: list[PatchChange]
     notes: list[str]
+    setup_differences: list[str] = dataclasses.field(default_factory=list)  # "fio.bs: 4k in A, 64k in B"
+    forced: bool = False  # --force: verdicts across different setups all the same
 
     def variant(self, label: str) -> Variant:
         return next(v for v in self.variants if v.label == label)
@@ -406,6 +413,8 @@ class Comparison:
             "patch_changes": [c.to_dict() for c in self.patch_changes],
             "regressions": [r._asdict() for r in regressions(self)],
             "notes": list(self.notes),
+            "setup_differences": list(self.setup_differences),
+            "forced": self.forced,
         }
 
     @classmethod
@@ -418,7 +427,8 @@ class Comparison:
                    xfstests_counts=d["xfstests"]["counts"],
                    xfstests=[XfstestsDelta.from_dict(x) for x in d["xfstests"]["deltas"]],
                    patch_changes=[PatchChange.from_dict(c) for c in d["patch_changes"]],
-                   notes=list(d["notes"]))
+                   notes=list(d["notes"]), setup_differences=list(d.get("setup_differences", [])),
+                   forced=bool(d.get("forced", False)))
 
 
 # Building it
@@ -621,14 +631,16 @@ def _noise_note(points: list[FioPoint], runs: list[RunData], threshold: float) -
 
 
 def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD,
-                 reference: str | None = None) -> Comparison:
+                 reference: str | None = None, force: bool = False) -> Comparison:
     """Compare the variants of *runs*: each against the reference (the first
     variant of the first run unless *reference* names one, as ``variant`` or
     ``RUNID:variant``), each against the first variant of its run, and each
     against the same variant name in an earlier run (see :func:`_pairs`).
     With several runs, variants are labelled ``RUNID:variant``.  Bad input
     (no run, a threshold outside (0, 1), an unknown or ambiguous reference,
-    a run given twice) raises ConfigError."""
+    a run given twice) raises ConfigError.  Variants of runs whose setups
+    differ (see :func:`kvariant.summary.setup_record`) get no better/worse
+    verdict ("not compared") unless *force*."""
     if not runs:
         raise ConfigError("compare", "", "expected at least one run")
     if not 0 < threshold < 1:
@@ -652,13 +664,16 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
     pairs = _pairs(ref, variants)
 
     points = _points(labelled)
+    settings = {r.run_id: r.settings for r in runs}
+    run_of = {v.label: v.run_id for v in variants}
     for p in points:
         for pair in pairs:
             a, b = p.samples.get(pair.a), p.samples.get(pair.b)
             if a is None or b is None:
                 continue
             diff = stats.welch(a, b)
-            word, why = stats.verdict(diff, threshold)
+            word, why = _setup_verdict(stats.verdict(diff, threshold), force, summary.setup_differences(
+                settings[run_of[pair.a]], settings[run_of[pair.b]]))
             p.deltas.append(PointDelta(pair.a, pair.b, pair.kind, diff, word, why))
 
     xfs = {label: _xfstests_of(r) for label, r in labelled}
@@ -683,10 +698,10 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
                for a, b in _patch_pairs(variants, pairs)]
 
     notes = []
-    accels = {r.accel_name for r in runs}
-    if len(accels) > 1:
-        notes.append("The runs used different accelerators (" + ", ".join(
-            f"{r.run_id}: {r.accel_name}" for r in runs) + "): their figures are not comparable.")
+    differences = summary.describe_differences(settings) if several else []
+    if several:
+        notes += [f"Run {r.run_id} does not record its setup (an older summary): of it only the "
+                  "accelerator is checked." for r in runs if not r.records_setup]
     for r in runs:
         if r.interrupted or not r.finished:
             notes.append(f"Run {r.run_id} was {'interrupted' if r.interrupted else 'not finished'}: "
@@ -706,7 +721,19 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
                      r.finished, r.interrupted, r.setup) for r in runs]
     return Comparison(threshold=threshold, confidence=stats.CONFIDENCE, reference=ref, runs=infos,
                       variants=variants, pairs=pairs, points=points, xfstests_counts=counts,
-                      xfstests=deltas, patch_changes=changes, notes=notes)
+                      xfstests=deltas, patch_changes=changes, notes=notes,
+                      setup_differences=differences, forced=force)
+
+
+def _setup_verdict(verdict: tuple[str, str], force: bool, differing: list[str]) -> tuple[str, str]:
+    """A verdict across runs whose setups differ on *differing* keys: none
+    ("not compared"), or with --force the verdict with that said."""
+    word, why = verdict
+    if not differing:
+        return word, why
+    if force:
+        return word, f"{why}; the setups differ ({', '.join(differing)}), judged with --force"
+    return stats.NOT_COMPARED, f"the runs' setups differ ({', '.join(differing)}); --force judges anyway"
 
 
 class Regression(NamedTuple):

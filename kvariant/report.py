@@ -21,6 +21,7 @@ from . import stats
 from .compare import (Comparison, FioPoint, PointDelta, compare_runs, fio_setup, fmt_iops, load_run,
                       regressions, resolve_run_dir)
 from .errors import ResultsUnwritable
+from .summary import setup_record
 from .junit import write_atomic
 from .workloads.xfstests import summarize as summarize_xfstests
 from .model import StageResult, Status, VariantResult
@@ -110,6 +111,7 @@ def summary_dict(run: "Run", final: bool) -> dict:
         "config": str(run.config.path),
         "config_sha256": config_digest(run.config.path),
         "fio_setup": fio_setup_of(run),
+        "setup": setup_record(run.config, run.accel.kvm),
         "planned_variants": [v.name for v in run.config.variants],
         "resumed": run.resumed,
         "debug": any(f.name == "debug.config" for f in run.config.kernel.fragments),
@@ -157,7 +159,8 @@ def run_comparison(run: "Run", against: Path | None = None, reference: str | Non
     *reference*), or with the same variants of the earlier run *against*,
     from the summary.json just written."""
     runs = ([load_run(against)] if against is not None else []) + [load_run(run.run_dir)]
-    return compare_runs(runs, threshold=run.threshold, reference=reference)
+    return compare_runs(runs, threshold=run.threshold, reference=reference,
+                        force=getattr(run, "force", False))
 
 
 def write_run_reports(run: "Run", against: Path | None = None, reference: str | None = None) -> "Comparison":
@@ -286,6 +289,7 @@ VERDICT_COLOURS = {  # background, text
     stats.NO_CHANGE: ("#e6e8eb", "#374151"),
     stats.NOT_SIGNIFICANT: ("#ffffff", "#4b5563"),
     stats.INCONCLUSIVE: ("#fdf0c8", "#713f12"),
+    stats.NOT_COMPARED: ("#ede9fe", "#4c1d95"),
 }
 STATUS_COLOURS = {"pass": "#14532d", "fail": "#b91c1c", "error": "#86198f", "skip": "#92400e",
                   "-": "#6b7280"}
@@ -411,7 +415,18 @@ def verdict_rules(threshold: float) -> dict[str, str]:
         stats.NOT_SIGNIFICANT: f"any other case: no change beyond {t} is shown, nor ruled out",
         stats.INCONCLUSIVE: f"the CI includes 0 and reaches beyond {t} on both sides, or a side "
                             f"has a single run",
+        stats.NOT_COMPARED: "the two runs' setups differ (see the top of the report); --force "
+                            "gives a verdict all the same",
     }
+
+
+def setup_lines(c: Comparison) -> list[str]:
+    """The first lines of a report when the runs' setups differ."""
+    if not c.setup_differences:
+        return []
+    then = ("Verdicts across them are given all the same (--force)." if c.forced else
+            "No better/worse verdict is given across them (\"not compared\"); --force gives one.")
+    return [f"The runs' setups differ: {'; '.join(c.setup_differences)}. {then}"]
 
 
 def statistics_text(c: Comparison) -> str:
@@ -564,6 +579,7 @@ def _title(c: Comparison) -> str:
 def comparison_markdown(c: Comparison) -> str:
     """report.md: plain markdown to paste into a patch cover letter."""
     out = [f"# {_title(c)}", ""]
+    out += [f"**{line}**\n" for line in setup_lines(c)]
     out += [line + ("." if not line.endswith(".") else "") for line in _runs_line(c)]
     out += [f"Reference: {c.reference}.", ""]
     regs = _regression_lines(c)
@@ -615,7 +631,8 @@ def comparison_json(c: Comparison) -> str:
       half_width, ci_low, ci_high, ci_low_pct, ci_high_pct, verdict,
       reason}]}]; IOPS in ops/s, ``*_pct`` in percent of A's mean; values
       that do not exist (one run) are null; verdict is one of better, worse,
-      no change, not significant, inconclusive;
+      no change, not significant, inconclusive, not compared (runs whose
+      setups differ, without --force);
     - ``xfstests``: {counts {fstype: {label: {passed, failed, skipped,
       errors}}}, deltas [{fstype, a, b, kind, new_failures, fixed, now_run,
       no_longer_run, other: [{test, a, b, message}]}]} (statuses pass, fail,
@@ -778,6 +795,7 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
     out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_h(_title(c))}</title><style>{CSS}</style></head><body>",
            f"<h1>{_h(_title(c))}</h1>"]
+    out += [f'<div class="regressions"><b>{_h(line)}</b></div>' for line in setup_lines(c)]
     out += [f'<p class="meta">{_h(line)}</p>' for line in _runs_line(c)]
     out.append(f'<p class="meta">Reference: <b>{_h(c.reference)}</b>; threshold '
                f'±{c.threshold * 100:g}%; 95% confidence intervals.</p>')
@@ -925,19 +943,22 @@ def default_out_dir(run_dirs: list[Path], run_ids: list[str]) -> Path:
 
 
 def compare_main(run_dirs: list[Path], out_dir: Path | None, threshold: float = stats.DEFAULT_THRESHOLD,
-                 reference: str | None = None, *, results_root: Path | None = None) -> int:
+                 reference: str | None = None, *, results_root: Path | None = None,
+                 force: bool = False) -> int:
     """``./pipeline.py compare RUN [RUN...]``: RUN is a run directory or a run
     id under results/.  Writes the three reports, prints where they went and
     the table.  Bad input raises KvariantError (one line, exit code 1)."""
     root = results_root or PROJECT / "results"
     dirs = [resolve_run_dir(d, root) for d in run_dirs]
     runs = [load_run(d) for d in dirs]
-    c = compare_runs(runs, threshold=threshold, reference=reference)
+    c = compare_runs(runs, threshold=threshold, reference=reference, force=force)
     out = Path(out_dir) if out_dir is not None else default_out_dir(dirs, [r.run_id for r in runs])
     try:
         paths = write_reports(c, out)
     except OSError as e:  # read-only, full: the host cannot do the work (exit 3)
         raise ResultsUnwritable(f"{out}: cannot write the reports: {e.strerror or e}") from None
+    for line in setup_lines(c):
+        print(line)
     for p in paths:
         print(p)
     print()

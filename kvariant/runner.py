@@ -77,6 +77,7 @@ class Run:
         self.started = time.time()
         self.interrupted = False
         self.threshold = 0.05  # smallest IOPS change the reports call better or worse
+        self.force = False  # --force: verdicts against an earlier run with another setup
         # --resume: the summary.json of the interrupted run this one finishes
         self.previous = previous
         self.resumed = list(previous.get("resumed", [])) + [previous.get("seconds", 0)] if previous else []

@@ -28,7 +28,8 @@ DEFAULT_THRESHOLD = 0.05  # a change smaller than 5% is not a change
 
 BETTER, WORSE, NO_CHANGE, NOT_SIGNIFICANT, INCONCLUSIVE = (
     "better", "worse", "no change", "not significant", "inconclusive")
-VERDICTS = (BETTER, WORSE, NO_CHANGE, NOT_SIGNIFICANT, INCONCLUSIVE)
+NOT_COMPARED = "not compared"  # runs with different setups (compare_runs), unless --force
+VERDICTS = (BETTER, WORSE, NO_CHANGE, NOT_SIGNIFICANT, INCONCLUSIVE, NOT_COMPARED)
 
 
 def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:

@@ -156,3 +156,65 @@ def _kind(x: Any) -> str:
              bool: "a boolean", int: "a number", float: "a number"}
     shown = f" ({x!r:.60})" if isinstance(x, (str, int, float)) and not isinstance(x, bool) else ""
     return names.get(type(x), type(x).__name__) + shown
+
+
+# The setup a run's figures were measured with
+
+SETUP_KEYS = ("accel", "vm.cpus", "vm.memory", "null_blk.gb", "null_blk.bs", "fio.rw", "fio.bs",
+              "fio.ioengine", "fio.iodepth", "fio.size", "fio.runtime", "fio.ramp_time",
+              "fuse.parallel_direct_writes", "fuse.direct_io", "fuse.threads", "kernel.fragments")
+
+
+def setup_record(config, kvm: bool) -> dict[str, Any]:
+    """What a fio figure depends on besides the patches (summary.json's
+    ``setup``): the accelerator, the guest, null_blk, the fio job, the FUSE
+    server's policy and the run-wide kconfig fragments (--debug among them).
+    The points themselves (target, numjobs) and the repeats are not setup:
+    points are matched by name, and the intervals allow for the repeats."""
+    f, vm, nb, fuse = config.fio, config.vm, config.null_blk, config.fuse
+    return {"accel": "kvm" if kvm else "tcg", "vm.cpus": vm.cpus, "vm.memory": vm.memory,
+            "null_blk.gb": nb.gb, "null_blk.bs": nb.bs, "fio.rw": f.rw, "fio.bs": f.bs,
+            "fio.ioengine": f.ioengine, "fio.iodepth": f.iodepth, "fio.size": f.size,
+            "fio.runtime": f.runtime, "fio.ramp_time": f.ramp_time,
+            "fuse.parallel_direct_writes": fuse.parallel_direct_writes,
+            "fuse.direct_io": fuse.direct_io, "fuse.threads": fuse.threads,
+            "kernel.fragments": [p.name for p in config.kernel.fragments]}
+
+
+def setup_of(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A summary's setup record.  Older summaries have none: of them only
+    the accelerator is known (``accel.kvm``)."""
+    setup = data.get("setup")
+    if setup is None:
+        kvm = data.get("accel", {}).get("kvm") if isinstance(data.get("accel"), dict) else None
+        return {} if not isinstance(kvm, bool) else {"accel": "kvm" if kvm else "tcg"}
+    if not isinstance(setup, dict):
+        raise ConfigError(path, "setup", f"expected an object, got {_kind(setup)}")
+    for key, value in setup.items():
+        plain = isinstance(value, (str, int, float, bool)) or (
+            isinstance(value, list) and all(isinstance(x, str) for x in value))
+        if not plain:
+            raise ConfigError(path, f"setup.{key}", f"expected a value or a list of names, got {_kind(value)}")
+    return setup
+
+
+def setup_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys both records hold with different values."""
+    return [k for k in a if k in b and a[k] != b[k]]
+
+
+def describe_differences(setups: dict[str, dict[str, Any]]) -> list[str]:
+    """``fio.bs: 4k in run-a, 64k in run-b`` per key on which the runs'
+    records differ (*setups*: run id -> record)."""
+    keys = [k for k in dict.fromkeys(k for s in setups.values() for k in s)
+            if len({repr(s[k]) for s in setups.values() if k in s}) > 1]
+    return [f"{k}: " + ", ".join(f"{_shown(s[k])} in {run}" for run, s in setups.items() if k in s)
+            for k in keys]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(value) or "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
