@@ -44,8 +44,11 @@ def read_summary(path: Path) -> dict[str, Any]:
 
 def run_id_of(path: Path, data: dict[str, Any], default: str) -> str:
     """The summary's run id, a name usable as one directory (reports are
-    written to ``compare-<run ids>/``); *default* when it has none."""
-    run_id = data.get("run_id") or default
+    written to ``compare-<run ids>/``); *default* (the directory's own
+    name) when it has none."""
+    if "run_id" not in data:
+        return default
+    run_id = data["run_id"]
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
         raise ConfigError(path, "run_id", "expected a run id usable as a directory name "
                           f"(letters, digits, '.', '_', '-'), got {run_id!r}")
