@@ -259,7 +259,9 @@ def _against(value: str | None, cfg, results_root: Path) -> tuple[Path | None, s
 
 def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
     """The newest finished run of *config* under *results_root*: the same
-    file, or a file with the same content (a CI job's checkout may move)."""
+    file, or a file with the same content (a CI job's checkout may move).
+    Runs whose summary does not load (malformed, corrupt) are passed over."""
+    from .compare import load_run
     from .report import config_digest
     from .summary import read_summary
     digest = config_digest(config)
@@ -269,12 +271,16 @@ def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
             continue
         try:
             s = read_summary(d / "summary.json")
-        except ConfigError:  # not a run this config finished; --against checks the one it picks
+            if not (s.get("finished") and (s.get("config") == str(config)
+                                           or s.get("config_sha256") == digest)):
+                continue
+            load_run(d)
+        except ConfigError as e:
+            logging.getLogger(__name__).warning("--against last: passed over %s: %s", d, e)
             continue
-        if s.get("finished") and (s.get("config") == str(config) or s.get("config_sha256") == digest):
-            key = (s.get("started", ""), d.stat().st_mtime)
-            if best is None or key > best[0]:
-                best = (key, d)
+        key = (str(s.get("started", "")), d.stat().st_mtime)
+        if best is None or key > best[0]:
+            best = (key, d)
     return best[1] if best else None
 
 

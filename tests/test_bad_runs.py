@@ -128,3 +128,19 @@ def test_the_good_fixtures_still_compare(tmp_path, capsys):
     a, b = copy_run("run-a", tmp_path / "run-a"), copy_run("run-b", tmp_path / "run-b")
     assert cli.main(["compare", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_against_last_passes_over_a_corrupt_newer_run(tmp_path):
+    """--against last picks its run at the end of a run: a corrupt newer
+    summary of the same config must not end that run in an error."""
+    conf = tmp_path / "p.toml"
+    conf.write_text("# the config\n")
+    root = tmp_path / "results"
+
+    def finished(name, started):
+        return lambda d: {**d, "run_id": name, "config": str(conf), "finished": True, "started": started}
+    good = rewrite(copy_run("run-a", root / "good"), finished("good", "2026-11-21T22:01:02+0000"))
+    rewrite(copy_run("run-b", root / "corrupt"), lambda d: set_figure("iops", -1.0)(
+        finished("corrupt", "2026-11-22T09:15:00+0000")(d)))
+    rewrite(copy_run("run-b", root / "listed"), lambda d: [d])
+    assert cli._last_run(root, conf, exclude=root / "now") == good
