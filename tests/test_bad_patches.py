@@ -142,3 +142,29 @@ def test_run_on_a_tree_of_another_user_is_one_line_exit_1(foreign_tree, tmp_path
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "dubious ownership" in lines[0] and str(foreign_tree) in lines[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_run_fails_apply_of_each_such_variant_and_goes_on(small_tree, tmp_path, cache):
+    """Through the runner: the apply stage fails with the file named, the
+    rest of that variant is skipped, the next variant still runs."""
+    import json
+
+    from kvariant import config
+    from kvariant.model import Status
+    from kvariant.report import UI
+    from kvariant.runner import Run
+    notes = tmp_path / "notes.patch"
+    notes.write_text("Reviewers: this makes fuse faster.\n")
+    binary = tmp_path / "fix.diff"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    conf = tmp_path / "p.toml"
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
+                    f'[[variant]]\nname = "notes"\npatches = ["{notes}"]\n'
+                    f'[[variant]]\nname = "binary"\npatches = ["{binary}"]\n')
+    results = Run(config.load(conf), tmp_path / "results" / "r", "r", UI()).execute()
+    applies = {r.name: r.stage("apply") for r in results}
+    assert applies["notes"].status == Status.FAIL
+    assert applies["notes"].message == f"no diff found in {notes}: plain text without a diff"
+    assert applies["binary"].message == f"no diff found in {binary}: a binary file, not a patch"
+    assert all(r.stage("build").status == Status.SKIP for r in results)
+    assert json.loads((tmp_path / "results" / "r" / "summary.json").read_text())["status"] == "fail"
