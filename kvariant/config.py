@@ -41,6 +41,7 @@ class Variant:
     patches: tuple[PatchSpec, ...] = ()
     fragments: tuple[Path, ...] = ()  # added to [kernel].fragments
     bisect: bool = False  # check that each patch of the series applies and builds
+    fuse_server: str | None = None  # overrides [fuse] server for this variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +125,12 @@ class Config:
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
+
+    def fuse_for(self, variant: Variant) -> FuseConfig:
+        """[fuse] with the variant's own server, if it names one."""
+        if variant.fuse_server is None:
+            return self.fuse
+        return dataclasses.replace(self.fuse, server=variant.fuse_server)
 
 
 class _Reader:
@@ -300,20 +307,28 @@ def _fio(path: Path, table: dict, null_blk: NullBlkConfig) -> FioConfig:
 def _fuse(path: Path, table: dict) -> FuseConfig:
     r = _Reader(path, table, "fuse.")
     d = FuseConfig()
-    server = r.take("server", d.server, str, f"one of {', '.join(SERVERS)}")
-    if server not in SERVERS:
-        r.fail("server", f"one of {', '.join(SERVERS)}", server)
     fuse = FuseConfig(
-        server=server,
         parallel_direct_writes=r.take("parallel_direct_writes", d.parallel_direct_writes, bool, "true or false"),
         direct_io=r.take("direct_io", d.direct_io, bool, "true or false"),
         threads=_whole(r, "threads", d.threads),
     )
-    refused = SERVERS[server].refuse(fuse.parallel_direct_writes, fuse.direct_io)
-    if refused:
-        r.fail("parallel_direct_writes", f"true for {server} ({refused})", fuse.parallel_direct_writes)
+    fuse = dataclasses.replace(fuse, server=_fuse_server(r, "server", d.server, fuse))
     r.done()
     return fuse
+
+
+def _fuse_server(r: _Reader, key: str, default: str | None, policy: FuseConfig) -> str | None:
+    """A FUSE server's name, one that can apply the open *policy*."""
+    server = r.take(key, default, str, f"one of {', '.join(SERVERS)}")
+    if server is None:
+        return None
+    if server not in SERVERS:
+        r.fail(key, f"one of {', '.join(SERVERS)}", server)
+    refused = SERVERS[server].refuse(policy.parallel_direct_writes, policy.direct_io)
+    if refused:
+        r.fail(key, f"a server that can apply fuse.parallel_direct_writes = "
+                    f"{str(policy.parallel_direct_writes).lower()} ({server}: {refused})", server)
+    return server
 
 
 def _timeouts(path: Path, table: dict) -> Timeouts:
@@ -340,7 +355,7 @@ def _patch_spec(r: _Reader, key: str, text: Any, tree: Path, base: str) -> Patch
     return PatchSpec(text=text, path=p.resolve())
 
 
-def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ...]:
+def _variants(path: Path, items: Any, kernel: KernelConfig, fuse: FuseConfig) -> tuple[Variant, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(path, "variant", "expected at least one [[variant]] table")
     seen = set()
@@ -365,8 +380,10 @@ def _variants(path: Path, items: Any, kernel: KernelConfig) -> tuple[Variant, ..
                         for j, t in enumerate(raw))
         fragments = _fragments(r, "fragments", [])
         bisect = r.take("bisect", False, bool, "true or false")
+        server = _fuse_server(r, "fuse_server", None, fuse)
         r.done()
-        out.append(Variant(name=name, patches=patches, fragments=fragments, bisect=bisect))
+        out.append(Variant(name=name, patches=patches, fragments=fragments, bisect=bisect,
+                           fuse_server=server))
     return tuple(out)
 
 
@@ -431,17 +448,18 @@ def load_data(path: Path, data: dict) -> Config:
     check_sections(path, data)
     kernel = _kernel(path, data.get("kernel", {}))
     null_blk = _null_blk(path, data.get("null_blk", {}))
+    fuse = _fuse(path, data.get("fuse", {}))
     return Config(
         path=path,
         kernel=kernel,
         vm=_vm(path, data.get("vm", {})),
         null_blk=null_blk,
         fio=_fio(path, data.get("fio", {}), null_blk),
-        fuse=_fuse(path, data.get("fuse", {})),
+        fuse=fuse,
         timeouts=_timeouts(path, data.get("timeouts", {})),
         xfstests=(xfstests_config_from_table(data["xfstests"], path, path.parent)
                   if "xfstests" in data else None),
-        variants=_variants(path, data.get("variant"), kernel),
+        variants=_variants(path, data.get("variant"), kernel, fuse),
     )
 
 

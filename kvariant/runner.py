@@ -428,7 +428,7 @@ class VariantRun:
         for name in cfg.targets:
             if self.gone:
                 return
-            target = make_target(name, self.config.fuse)
+            target = make_target(name, self.config.fuse_for(self.variant))
             points = [f"fio/{name}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
             if all(p in self.done for p in points):
                 for p in points:
@@ -522,13 +522,13 @@ class VariantRun:
             self.record(StageResult("xfstests", status, suite="xfstests",
                                     message=f"xfstests not run: {problem}"))
             return
-        policy = {"parallel_direct_writes": self.config.fuse.parallel_direct_writes,
-                  "direct_io": self.config.fuse.direct_io}
+        fuse = self.config.fuse_for(self.variant)
+        policy = {"parallel_direct_writes": fuse.parallel_direct_writes, "direct_io": fuse.direct_io}
         self.result.info["xfstests_fuse_policy"] = ",".join(
             ["passthrough"] + [k for k, v in policy.items() if v])
-        if self.config.fuse.server != "kvariant":  # earlier summaries stay comparable
-            policy["server"] = self.config.fuse.server
-            self.result.info["xfstests_fuse_policy"] += f",server={self.config.fuse.server}"
+        if fuse.server != "kvariant":  # earlier summaries stay comparable
+            policy["server"] = fuse.server
+            self.result.info["xfstests_fuse_policy"] += f",server={fuse.server}"
         for fstype in cfg.fstypes:
             self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
             recorded: list[StageResult] = []

@@ -165,7 +165,8 @@ def _kind(x: Any) -> str:
 
 SETUP_KEYS = ("accel", "vm.cpus", "vm.memory", "null_blk.gb", "null_blk.bs", "fio.rw", "fio.bs",
               "fio.ioengine", "fio.iodepth", "fio.size", "fio.runtime", "fio.ramp_time",
-              "fuse.parallel_direct_writes", "fuse.direct_io", "fuse.threads", "kernel.fragments")
+              "fuse.server", "fuse.parallel_direct_writes", "fuse.direct_io", "fuse.threads",
+              "kernel.fragments")
 
 
 def setup_record(config, kvm: bool) -> dict[str, Any]:
@@ -179,7 +180,7 @@ def setup_record(config, kvm: bool) -> dict[str, Any]:
             "null_blk.gb": nb.gb, "null_blk.bs": nb.bs, "fio.rw": f.rw, "fio.bs": f.bs,
             "fio.ioengine": f.ioengine, "fio.iodepth": f.iodepth, "fio.size": f.size,
             "fio.runtime": f.runtime, "fio.ramp_time": f.ramp_time,
-            "fuse.parallel_direct_writes": fuse.parallel_direct_writes,
+            "fuse.server": fuse.server, "fuse.parallel_direct_writes": fuse.parallel_direct_writes,
             "fuse.direct_io": fuse.direct_io, "fuse.threads": fuse.threads,
             "kernel.fragments": [p.name for p in config.kernel.fragments]}
 

@@ -161,7 +161,12 @@ name = "baseline"
     ('server = "fusexmp"', "fuse.server: expected one of kvariant, passthrough_hp, got 'fusexmp'"),
     ('server = 1', "fuse.server: expected one of kvariant, passthrough_hp, got 1"),
     ('server = "passthrough_hp"\nparallel_direct_writes = false',
-     "fuse.parallel_direct_writes: expected true for passthrough_hp"),
+     "fuse.server: expected a server that can apply fuse.parallel_direct_writes = false "
+     "(passthrough_hp: it sets FOPEN_PARALLEL_DIRECT_WRITES on every open), got 'passthrough_hp'"),
+    ('parallel_direct_writes = false\n[[variant]]\nname = "hp"\nfuse_server = "passthrough_hp"',
+     "variant[0] (hp).fuse_server: expected a server that can apply fuse.parallel_direct_writes = false"),
+    ('[[variant]]\nname = "hp"\nfuse_server = "libfuse"',
+     "variant[0] (hp).fuse_server: expected one of kvariant, passthrough_hp, got 'libfuse'"),
 ])
 def test_fuse_server_bad_input_is_one_line(tmp_path, small_tree, fuse, message):
     from kvariant import config
@@ -173,11 +178,17 @@ def test_fuse_server_bad_input_is_one_line(tmp_path, small_tree, fuse, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_fuse_server_chosen_in_the_config(tmp_path, small_tree):
+def test_fuse_server_chosen_in_the_config_and_per_variant(tmp_path, small_tree):
     from kvariant import config
     p = tmp_path / "p.toml"
     p.write_text(CONFIG.format(tree=small_tree, fuse='server = "passthrough_hp"'))
-    assert config.load(p).fuse.server == "passthrough_hp"
+    c = config.load(p)
+    assert c.fuse.server == "passthrough_hp" and c.fuse_for(c.variants[0]).server == "passthrough_hp"
+    p.write_text(CONFIG.format(tree=small_tree, fuse='threads = 2\n[[variant]]\nname = "hp"\n'
+                                                     'fuse_server = "passthrough_hp"'))
+    c = config.load(p)
+    assert [c.fuse_for(v).server for v in c.variants] == ["passthrough_hp", "kvariant"]
+    assert c.fuse_for(c.variants[0]).threads == 2
 
 
 def test_passthrough_point_fails_on_the_kernels_count_for_any_server():
