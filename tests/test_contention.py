@@ -114,3 +114,16 @@ def test_traced_fio_on_host_passthrough_shows_writers_waiting(passthrough_mount)
     finally:
         sh(contention.stop_script(tag))
     assert not Path(contention.instance_dir(tag)).exists()
+
+
+def test_fuse_figures_sum_the_sites_by_layer_and_mode():
+    c = contention.Contention(sites={
+        ("fuse_passthrough_write_iter", "write"): contention.Site(waits=30, wait_us=3000.0),
+        ("fuse_file_write_iter", "write"): contention.Site(waits=10, wait_us=1000.0),
+        ("xfs_ilock", "read"): contention.Site(waits=4, wait_us=40.0),
+    })
+    f = contention.fuse_figures(c, seconds=4.0)
+    assert f["contention_fuse_write_waits_per_s"] == 10.0
+    assert f["contention_fuse_write_wait_us_mean"] == 100.0
+    assert f["contention_fuse_read_waits_per_s"] == 0.0 and "contention_fuse_read_wait_us_mean" not in f
+    assert f["contention_xfs_read_waits_per_s"] == 1.0 and f["contention_xfs_read_wait_us_mean"] == 10.0

@@ -18,9 +18,12 @@ The shell snippets run in the guest; the parsing is pure.
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .fusetrace import TRACEFS, instance_dir
 
@@ -157,3 +160,54 @@ def parse_trace(text: str) -> Contention:
         result.sites.setdefault((site_of(stacks.get(pid, [])), mode), Site()).unfinished += 1
     result.lost = sum(int(v) for v in re.findall(r"^overrun:\s*(\d+)", stats, re.M))
     return result
+
+
+# One traced run of a fio point
+
+TRACED_RUNTIME = 4.0  # seconds: contention is a rate, a short run shows it
+TRACED_RAMP = 1.0
+
+
+def fuse_figures(c: Contention, seconds: float) -> dict[str, float]:
+    """The figures a report shows beside IOPS: waits per second on locks
+    taken in fs/fuse (the FUSE inode's i_rwsem, by site) and in the backing
+    XFS, per mode, and the mean wait."""
+    out: dict[str, float] = {}
+    for prefix, name in (("fuse_", "fuse"), ("xfs_", "xfs")):
+        for mode in ("write", "read"):
+            waits = [s for (fn, m), s in c.sites.items() if fn.startswith(prefix) and m == mode]
+            n = sum(s.waits for s in waits)
+            out[f"contention_{name}_{mode}_waits_per_s"] = round(n / seconds, 1) if seconds > 0 else 0.0
+            if n:
+                out[f"contention_{name}_{mode}_wait_us_mean"] = round(sum(s.wait_us for s in waits) / n, 1)
+    return out
+
+
+def traced_run(guest, directory: str, cfg, numjobs: int, outdir: Path, timeout: float,
+               tag: str) -> dict[str, float]:
+    """A short fio run of the point with contention tracing on, after the
+    measured runs (tracing costs IOPS: it never touches a measured run).
+    Keeps the compressed trace under *outdir* and returns the figures
+    (fuse_figures, then every site's), or {} when the kernel has no
+    contention tracepoints."""
+    from . import fio  # the fio runner; this module stays importable without it
+
+    short = dataclasses.replace(cfg, runtime=min(cfg.runtime, TRACED_RUNTIME),
+                                ramp_time=min(cfg.ramp_time, TRACED_RAMP), repeat=1)
+    started = guest.run(start_script(tag), timeout=60)
+    if not started.ok:
+        return {}
+    name = f"{fio.point_name(cfg, numjobs)}-contention"
+    remote = f"/tmp/kvariant/{name}.txt.gz"
+    try:
+        fio.run_point(guest, directory, short, numjobs, 1, outdir / "traced", timeout)
+        guest.run(f"{{ {read_script(tag)}; }} | gzip -1 > {remote}", timeout=120).check("reading the trace")
+    finally:
+        guest.run(stop_script(tag), timeout=60)
+    local = outdir / f"{name}.txt.gz"
+    if not guest.get(remote, local, missing_ok=True):
+        return {}
+    with gzip.open(local, "rt", errors="replace") as f:
+        c = parse_trace(f.read())
+    seconds = short.runtime + short.ramp_time
+    return {**fuse_figures(c, seconds), **c.figures(seconds)}
