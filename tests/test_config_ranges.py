@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from conftest import PROJECT
-from kvariant import checks, config
+from kvariant import config
+from kvariant.config import checks
 from kvariant.errors import ConfigError
 
 

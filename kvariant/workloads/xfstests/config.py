@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ... import checks
+from ...config import checks
 from ...errors import ConfigError
 
 FSTYPES = ("xfs", "fuse")

@@ -1,0 +1,121 @@
+"""The configuration's frozen dataclasses: one per section of
+pipeline.toml, and Config, the whole of it.  The defaults here are the
+documented defaults of the keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from . import checks
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a variant's name: it names a directory
+VMCONFIGS = Path(__file__).resolve().parent.parent.parent / "vmconfigs"
+DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
+DEBUG_FRAGMENT = VMCONFIGS / "debug.config"
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchSpec:
+    text: str  # as written in the config
+    path: Path | None = None  # file or directory
+    ref: str | None = None  # for "git:REF"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    patches: tuple[PatchSpec, ...] = ()
+    fragments: tuple[Path, ...] = ()  # added to [kernel].fragments
+    bisect: bool = False  # check that each patch of the series applies and builds
+    fuse_server: str | None = None  # overrides [fuse] server for this variant
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    tree: Path
+    base: str
+    base_commit: str
+    fragments: tuple[Path, ...]
+    jobs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VmConfig:
+    cpus: int = 2
+    memory: str = "4G"
+    accel: str = "auto"
+    boot_retries: int = 1  # boots after a failed one (TCG flakes); 0: none
+
+
+@dataclasses.dataclass(frozen=True)
+class NullBlkConfig:
+    gb: int = 4
+    bs: int = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class FioConfig:
+    targets: tuple[str, ...] = ("xfs",)
+    numjobs: tuple[int, ...] = (1, 2)
+    rw: str = "randwrite"
+    bs: str = "4k"
+    iodepth: int = 64
+    ioengine: str = "libaio"
+    size: str = "1G"
+    runtime: float = 10.0
+    ramp_time: float = 2.0
+    repeat: int = 1
+
+    def __post_init__(self):
+        # point names, and so the fio JSON files, are made of rw and bs:
+        # never of anything fio would not take (the loader says which key)
+        if checks.fio_rw_problem(self.rw) or checks.fio_bytes(self.bs) is None:
+            raise ValueError(f"fio rw {self.rw!r} or bs {self.bs!r} is not one fio takes")
+
+
+@dataclasses.dataclass(frozen=True)
+class FuseConfig:
+    """The FUSE server of the fuse targets and its open policy."""
+    server: str = "kvariant"  # a name in kvariant.fuse.servers.SERVERS
+    parallel_direct_writes: bool = True
+    direct_io: bool = False
+    threads: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    build: float = 3 * 3600.0
+    boot: float = 300.0  # until SSH answers
+    kvm_probe: float = 60.0  # a KVM boot that does not reach SSH by then falls back to TCG
+    command: float = 300.0  # any guest command without a deadline of its own
+    storage: float = 180.0  # null_blk, mkfs.xfs, mount
+    prefill: float = 600.0  # the sequential write that makes fio's file
+    fio: float = 0.0  # per fio job; 0: runtime + ramp + 120 s
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    path: Path
+    kernel: KernelConfig
+    vm: VmConfig
+    null_blk: NullBlkConfig
+    fio: FioConfig
+    fuse: FuseConfig
+    timeouts: Timeouts
+    xfstests: "XfstestsConfig | None"  # None: no [xfstests] section, no stage
+    variants: tuple[Variant, ...]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+    def fuse_for(self, variant: Variant) -> FuseConfig:
+        """[fuse] with the variant's own server, if it names one."""
+        if variant.fuse_server is None:
+            return self.fuse
+        return dataclasses.replace(self.fuse, server=variant.fuse_server)
