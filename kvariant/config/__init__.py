@@ -15,8 +15,8 @@ from .loader import (SECTIONS, check_sections, load, load_data, read_toml, selec
 from .reader import DURATION, parse_duration
 from .schema import (DEBUG_FRAGMENT, DEFAULT_FRAGMENT, SLUG, VMCONFIGS, Config, FioConfig,
                      FuseConfig, KernelConfig, NullBlkConfig, PatchSpec, Timeouts, Variant,
-                     VmConfig)
-from .sections import FIO_TARGETS
+                     VmConfig, XFSTESTS_FSTYPES, XfstestsConfig)
+from .sections import FIO_TARGETS, xfstests_config_from_table
 
 __all__ = [
     "checks",
@@ -25,5 +25,6 @@ __all__ = [
     "DURATION", "parse_duration",
     "DEBUG_FRAGMENT", "DEFAULT_FRAGMENT", "SLUG", "VMCONFIGS", "Config", "FioConfig", "FuseConfig",
     "KernelConfig", "NullBlkConfig", "PatchSpec", "Timeouts", "Variant", "VmConfig",
-    "FIO_TARGETS",
+    "XFSTESTS_FSTYPES", "XfstestsConfig",
+    "FIO_TARGETS", "xfstests_config_from_table",
 ]

@@ -9,10 +9,9 @@ import tomllib
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..workloads.xfstests import xfstests_config_from_table
 from .schema import Config
 from .sections import (read_fio, read_fuse, read_kernel, read_null_blk, read_timeouts,
-                       read_variants, read_vm)
+                       read_variants, read_vm, xfstests_config_from_table)
 
 SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "variant")
 

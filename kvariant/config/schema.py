@@ -14,6 +14,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a variant's name: it names 
 VMCONFIGS = Path(__file__).resolve().parent.parent.parent / "vmconfigs"
 DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
 DEBUG_FRAGMENT = VMCONFIGS / "debug.config"
+XFSTESTS_FSTYPES = ("xfs", "fuse")  # XFS itself, and our FUSE server over XFS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,19 @@ class Timeouts:
 
 
 @dataclasses.dataclass(frozen=True)
+class XfstestsConfig:
+    dir: Path | None = None  # a built xfstests tree on the host
+    fstypes: tuple[str, ...] = XFSTESTS_FSTYPES
+    tests: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # neither tests nor groups: the workload's default groups
+    exclude: tuple[str, ...] = ()
+    exclude_file: Path | None = None
+    test_timeout: float = 900.0
+    loop_failures: int = 0
+    required: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     path: Path
     kernel: KernelConfig
@@ -104,7 +118,7 @@ class Config:
     fio: FioConfig
     fuse: FuseConfig
     timeouts: Timeouts
-    xfstests: "XfstestsConfig | None"  # None: no [xfstests] section, no stage
+    xfstests: XfstestsConfig | None  # None: no [xfstests] section, no stage
     variants: tuple[Variant, ...]
 
     @property

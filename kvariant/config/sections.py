@@ -4,6 +4,7 @@ dataclass of kvariant.config.schema out."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,14 @@ from ..paths import default_tree, run_dir_clash
 from ..tree import is_git_repo, patch_files, resolve_rev
 from . import checks
 from .reader import Reader, path_from, take_fragments, take_positive, take_seconds, take_whole
-from .schema import (DEFAULT_FRAGMENT, SLUG, FioConfig, FuseConfig, KernelConfig, NullBlkConfig,
-                     PatchSpec, Timeouts, Variant, VmConfig)
+from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, FioConfig, FuseConfig, KernelConfig,
+                     NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
 
 FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
+XFSTESTS_KEYS = ("dir", "fstypes", "tests", "groups", "exclude", "exclude_file", "test_timeout",
+                 "loop_failures", "required")
+TEST_NAME = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.*?\[\]-]+$")
+GROUP_NAME = re.compile(r"^(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_-]+$")
 
 
 def read_kernel(path: Path, table: dict) -> KernelConfig:
@@ -192,3 +197,54 @@ def read_variants(path: Path, items: Any, kernel: KernelConfig, fuse: FuseConfig
         out.append(Variant(name=name, patches=patches, fragments=fragments, bisect=bisect,
                            fuse_server=server))
     return tuple(out)
+
+
+def _xfstests_names(r: Reader, key: str, default: tuple[str, ...], one: str, *,
+                    pattern: re.Pattern | None = None, allowed: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """A list of strings, each matching *pattern* or one of *allowed*."""
+    value = r.take(key, None, list, f"a list of {one}s")
+    if value is None:
+        return default
+    for i, item in enumerate(value):
+        if not (isinstance(item, str) and (item in allowed if allowed else pattern.match(item))):
+            r.fail(f"{key}[{i}]", one, item)
+    return tuple(dict.fromkeys(value))
+
+
+def _optional_path(r: Reader, key: str, base: Path) -> Path | None:
+    text = r.take(key, None, str, "a path")
+    if text == "":
+        r.fail(key, "a path", text)
+    return None if text is None else path_from(base, text)
+
+
+def xfstests_config_from_table(table: dict, where, base: Path) -> XfstestsConfig:
+    """The [xfstests] table, checked.  *where* names the file in errors,
+    relative paths are relative to *base*.  The tree itself is checked when
+    the stage runs (the workload's tree_problem), so a missing tree skips
+    the stage only."""
+    for key in table:
+        if key not in XFSTESTS_KEYS:
+            raise ConfigError(where, f"xfstests.{key}",
+                              f"unknown key (expected one of {', '.join(XFSTESTS_KEYS)})")
+    r = Reader(where, table, "xfstests.")
+    d = XfstestsConfig()
+    directory, exclude_file = _optional_path(r, "dir", base), _optional_path(r, "exclude_file", base)
+    if exclude_file is not None and not exclude_file.is_file():
+        r.fail("exclude_file", "an existing file", table["exclude_file"])
+    fstypes = _xfstests_names(r, "fstypes", d.fstypes, f"one of {', '.join(XFSTESTS_FSTYPES)}",
+                              allowed=XFSTESTS_FSTYPES)
+    if not fstypes:
+        r.fail("fstypes", f"a non-empty list of {', '.join(XFSTESTS_FSTYPES)}", table["fstypes"])
+    names = {key: _xfstests_names(r, key, getattr(d, key), one, pattern=pattern)
+             for key, pattern, one in (("tests", TEST_NAME, 'a test like "generic/001"'),
+                                       ("groups", GROUP_NAME, 'a group like "quick"'),
+                                       ("exclude", TEST_NAME, 'a test like "generic/001"'))}
+    xfstests = XfstestsConfig(
+        dir=directory, fstypes=fstypes, exclude_file=exclude_file, **names,
+        test_timeout=take_seconds(r, "test_timeout", d.test_timeout),
+        loop_failures=take_whole(r, "loop_failures", d.loop_failures),
+        required=r.take("required", d.required, bool, "true or false"),
+    )
+    r.done()
+    return xfstests

@@ -26,8 +26,8 @@ stalls): one fails the test even when its output matched.
 """
 
 from ...splats import find_splats, scan_splats, splat_excerpt
-from .config import (CHECK_OVERHEAD, FSTYPES, XfstestsConfig, tree_problem,
-                     xfstests_config_from_table)
+from ...config import XfstestsConfig, xfstests_config_from_table
+from .config import CHECK_OVERHEAD, FSTYPES, tree_problem
 from .guest import (GuestLayout, check_argv, guest_layout, guest_setup_script,
                     guest_teardown_script, list_argv, local_config, mount_helper_script,
                     parse_test_list, single_test_argv)

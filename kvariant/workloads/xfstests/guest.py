@@ -7,8 +7,9 @@ import dataclasses
 import re
 import shlex
 
+from ...config import XfstestsConfig
 from ...fuse.servers import MountSpec, get_server
-from .config import DEFAULT_GROUPS, DEVICES, ENV_NAME, FSTYPES, GUEST_ROOT, HELPER_NAME, XfstestsConfig
+from .config import DEFAULT_GROUPS, DEVICES, ENV_NAME, FSTYPES, GUEST_ROOT, HELPER_NAME
 
 
 # Guest layout and scripts

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ...config import XfstestsConfig
 from ...errors import StageError
 from ...model import StageResult, Status
-from .config import XfstestsConfig, CHECK_OVERHEAD, KILL_GRACE
+from .config import CHECK_OVERHEAD, KILL_GRACE
 from .guest import (GuestLayout, _release_steps, guest_layout, guest_setup_script,
                     guest_teardown_script, list_argv, parse_test_list, single_test_argv)
 from .results import outcome_to_stage, parse_results
