@@ -16,7 +16,7 @@ from .reader import DURATION, parse_duration
 from .schema import (DEBUG_FRAGMENT, DEFAULT_FRAGMENT, SLUG, VMCONFIGS, Config, FioConfig,
                      FuseConfig, KernelConfig, NullBlkConfig, PatchSpec, Timeouts, Variant,
                      VmConfig, XFSTESTS_FSTYPES, XfstestsConfig)
-from .sections import FIO_TARGETS, xfstests_config_from_table
+from .sections import xfstests_config_from_table
 
 __all__ = [
     "checks",
@@ -26,5 +26,5 @@ __all__ = [
     "DEBUG_FRAGMENT", "DEFAULT_FRAGMENT", "SLUG", "VMCONFIGS", "Config", "FioConfig", "FuseConfig",
     "KernelConfig", "NullBlkConfig", "PatchSpec", "Timeouts", "Variant", "VmConfig",
     "XFSTESTS_FSTYPES", "XfstestsConfig",
-    "FIO_TARGETS", "xfstests_config_from_table",
+    "xfstests_config_from_table",
 ]

@@ -12,12 +12,12 @@ from ..errors import ConfigError
 from ..fuse.servers import SERVERS
 from ..paths import default_tree, run_dir_clash
 from ..tree import is_git_repo, patch_files, resolve_rev
+from ..workloads.targets import TARGETS
 from . import checks
 from .reader import Reader, path_from, take_fragments, take_positive, take_seconds, take_whole
 from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, FioConfig, FuseConfig, KernelConfig,
                      NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
 
-FIO_TARGETS = ("xfs", "fuse-passthrough", "fuse")
 XFSTESTS_KEYS = ("dir", "fstypes", "tests", "groups", "exclude", "exclude_file", "test_timeout",
                  "loop_failures", "required")
 TEST_NAME = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.*?\[\]-]+$")
@@ -73,22 +73,28 @@ def read_null_blk(path: Path, table: dict) -> NullBlkConfig:
     return NullBlkConfig(gb=gb, bs=bs)
 
 
+def read_fio_targets(r: Reader, default: tuple[str, ...]) -> tuple[str, ...]:
+    """fio.targets: names in the fio targets' registry (TARGETS), each once."""
+    names = ", ".join(TARGETS)
+    targets = r.take("targets", list(default), list, f"a non-empty list of {names}")
+    if not targets:
+        r.fail("targets", f"a non-empty list of {names}", targets)
+    for i, t in enumerate(targets):
+        if not isinstance(t, str) or t not in TARGETS:
+            r.fail(f"targets[{i}]", f"one of {names}", t)
+    return tuple(dict.fromkeys(targets))
+
+
 def read_fio(path: Path, table: dict, null_blk: NullBlkConfig) -> FioConfig:
     r = Reader(path, table, "fio.")
     d = FioConfig()
-    targets = r.take("targets", list(d.targets), list, f"a non-empty list of {', '.join(FIO_TARGETS)}")
-    if not targets:
-        r.fail("targets", f"a non-empty list of {', '.join(FIO_TARGETS)}", targets)
-    for i, t in enumerate(targets):
-        if t not in FIO_TARGETS:
-            r.fail(f"targets[{i}]", f"one of {', '.join(FIO_TARGETS)}", t)
+    targets = read_fio_targets(r, d.targets)
     lo, hi = checks.RANGES["fio.numjobs"]
     expected = f"a non-empty list of at most {checks.MAX_NUMJOBS_POINTS} whole numbers in {lo}..{hi}"
     numjobs = r.take("numjobs", list(d.numjobs), list, expected)
     if not 0 < len(numjobs) <= checks.MAX_NUMJOBS_POINTS or not all(
             isinstance(n, int) and checks.in_range("fio.numjobs", n) for n in numjobs):
         r.fail("numjobs", expected, numjobs)
-    targets = tuple(dict.fromkeys(targets))
     strings = {key: r.take(key, getattr(d, key), str, what) for key, what in (
         ("rw", f"one of {', '.join(checks.FIO_RW)}"), ("bs", 'a block size like "4k"'),
         ("ioengine", f"one of {', '.join(checks.FIO_ENGINES)}"), ("size", 'a file size like "1g"'))}

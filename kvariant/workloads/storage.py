@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
-from ..config import NullBlkConfig
+if TYPE_CHECKING:
+    from ..config import NullBlkConfig
 
 XFS_MOUNT = "/tmp/kvariant/xfs"
 

@@ -7,21 +7,31 @@ without passthrough.  Around every point a FUSE target reads the kernel's
 count of the READ/WRITE requests sent to the server (kvariant.workloads.
 fusetrace) and, for our server, the server's own counters: two witnesses of
 the path the data took.
+
+TARGETS is the registry of the targets, as virtme-ng keeps its
+architectures: a name (what ``[fio] targets`` takes; kvariant.config reads
+the valid names from here) -> a factory of the target from the ``[fuse]``
+section.  Like the FUSE servers' registry, this module sits below the
+config: it takes a FuseConfig but never imports kvariant.config.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from ..config import FuseConfig
 from ..errors import StageError
 from ..fuse.servers import MountSpec, get_server
 from . import fusetrace
 from .storage import XFS_MOUNT
+
+if TYPE_CHECKING:
+    from ..config import FuseConfig
 
 logger = logging.getLogger(__name__)
 
@@ -186,11 +196,17 @@ class FuseTarget:
             guest.get(remote, outdir / Path(remote).name, missing_ok=True)
 
 
-def make_target(name: str, cfg: FuseConfig):
-    if name == "xfs":
-        return XfsTarget()
-    if name == "fuse-passthrough":
-        return FuseTarget(name, True, cfg)
-    if name == "fuse":
-        return FuseTarget(name, False, cfg)
-    raise ValueError(f"unknown fio target {name}")
+# name -> the target, made from the [fuse] section (the xfs target takes none of it)
+TARGETS: dict[str, Callable[[FuseConfig], XfsTarget | FuseTarget]] = {
+    "xfs": lambda cfg: XfsTarget(),
+    "fuse-passthrough": functools.partial(FuseTarget, "fuse-passthrough", True),
+    "fuse": functools.partial(FuseTarget, "fuse", False),
+}
+
+
+def make_target(name: str, cfg: FuseConfig) -> XfsTarget | FuseTarget:
+    try:
+        factory = TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown fio target {name}") from None
+    return factory(cfg)
