@@ -14,9 +14,8 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted
 from .model import Status
-from .paths import run_dir_clash
+from .paths import PROJECT, run_dir_clash
 
-PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT / "pipeline.toml"
 
 

@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parent.parent  # the repository: pipeline.py, vmconfigs/, patches/
 
 # What a run directory holds beside its variants' directories: a variant
 # may not be named like one of these (its directory would take the file's

@@ -21,6 +21,7 @@ from . import stats
 from .compare import (Comparison, FioPoint, PointDelta, compare_runs, fio_setup, fmt_iops, load_run,
                       regressions, resolve_run_dir)
 from .errors import ResultsUnwritable
+from .paths import PROJECT
 from .summary import setup_record
 from .junit import write_atomic
 from .workloads.xfstests import summarize as summarize_xfstests
@@ -282,7 +283,6 @@ def xfstests_lines(summary: dict) -> list[str]:
 
 # ./pipeline.py compare: report.md, report.html, report.json
 
-PROJECT = Path(__file__).resolve().parent.parent
 VERDICT_COLOURS = {  # background, text
     stats.BETTER: ("#d8f0dc", "#14532d"),
     stats.WORSE: ("#f9d9dc", "#7f1d1d"),

@@ -25,13 +25,13 @@ from .config import Config, Variant
 from .errors import GuestGone, InfraError, ResultsUnwritable, RunInterrupted, StageError
 from .junit import write_junit
 from .model import StageResult, Status, VariantResult
-from .paths import short_hash, slug
+from .paths import PROJECT, short_hash, slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .splats import find_splats, splat_excerpt
 from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
 from .workloads import xfstests
-from .workloads.targets import PROJECT, make_target
+from .workloads.targets import make_target
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from kvariant.paths import PROJECT
+
 FIXTURES = Path(__file__).parent / "fixtures"
-PROJECT = Path(__file__).resolve().parent.parent
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.org",

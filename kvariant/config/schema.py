@@ -8,10 +8,11 @@ import dataclasses
 import re
 from pathlib import Path
 
+from ..paths import PROJECT
 from . import checks
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a variant's name: it names a directory
-VMCONFIGS = Path(__file__).resolve().parent.parent.parent / "vmconfigs"
+VMCONFIGS = PROJECT / "vmconfigs"
 DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
 DEBUG_FRAGMENT = VMCONFIGS / "debug.config"
 XFSTESTS_FSTYPES = ("xfs", "fuse")  # XFS itself, and our FUSE server over XFS

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import StageError
 from ..fuse.servers import MountSpec, get_server
+from ..paths import PROJECT
 from . import fusetrace
 from .storage import XFS_MOUNT
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROJECT = Path(__file__).resolve().parent.parent.parent
 GUEST_DIR = "/tmp/kvariant"
 
 
