@@ -8,8 +8,9 @@ import os
 import re
 from pathlib import Path
 
-from ...config import XFSTESTS_FSTYPES as FSTYPES
+from ...config import XFSTESTS_FSTYPES
 
+FSTYPES = XFSTESTS_FSTYPES  # what [xfstests] fstypes takes: the guest layouts of guest.py
 HELPER_NAME = "kvariant"  # mount.fuse.kvariant, FUSE_SUBTYP=.kvariant
 GUEST_ROOT = "/tmp/kvariant/xfstests"
 DEVICES = ("nullb1", "nullb2")  # test, scratch; nullb0 belongs to the fio stage
