@@ -5,6 +5,7 @@ in fuse_passthrough_write_iter."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_traced_fio_on_host_passthrough_shows_writers_waiting(passthrough_mount)
     f = passthrough_mount / "f"
     assert sh(f"fio --name=p --filename={f} --rw=write --bs=1M --size=64M --direct=1 "
               "--ioengine=libaio --output-format=terse").returncode == 0
-    tag = "test-contention"
+    tag = f"test-contention-{os.getpid()}"  # suites that run at once never share it
     try:
         for attempt in range(3):  # contention is likely, not certain, in any one run
             started = sh(contention.start_script(tag))

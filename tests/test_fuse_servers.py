@@ -4,6 +4,7 @@ READ/WRITE requests that reach a server."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def mounted(tmp_path):
                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
         assert res.returncode == 0, res.stderr
         mounts.append(mnt)
-        tag = f"test-{server.replace('_', '-')}"
+        tag = f"test-{server.replace('_', '-')}-{os.getpid()}"
         started = sh(fusetrace.start_script(tag, str(mnt)))
         assert started.returncode == 0, started.stderr
         mounts.append(tag)

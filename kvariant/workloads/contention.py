@@ -25,6 +25,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import fio
 from .fusetrace import TRACEFS, instance_dir
 
 BEGIN = "events/lock/contention_begin"
@@ -190,8 +191,6 @@ def traced_run(guest, directory: str, cfg, numjobs: int, outdir: Path, timeout: 
     Keeps the compressed trace under *outdir* and returns the figures
     (fuse_figures, then every site's), or {} when the kernel has no
     contention tracepoints."""
-    from . import fio  # the fio runner; this module stays importable without it
-
     short = dataclasses.replace(cfg, runtime=min(cfg.runtime, TRACED_RUNTIME),
                                 ramp_time=min(cfg.ramp_time, TRACED_RAMP), repeat=1)
     started = guest.run(start_script(tag), timeout=60)
