@@ -4,7 +4,7 @@ and compared with confidence intervals (:func:`compare_runs`, statistics in
 :mod:`kvariant.stats`): the fio points, the xfstests differences, the
 patches that changed between revisions, the stage statuses, and
 :func:`regressions`.  The reports are written by
-:func:`kvariant.report.write_reports`, at the end of every run and by
+:func:`kvariant.render.write_reports`, at the end of every run and by
 ``./pipeline.py compare``.
 """
 
@@ -374,7 +374,7 @@ class RunInfo:
 @dataclasses.dataclass
 class Comparison:
     """Everything a report shows; :meth:`to_dict` is report.json (its keys
-    are documented in :func:`kvariant.report.comparison_json`)."""
+    are documented in :func:`kvariant.render.json.comparison_json`)."""
 
     threshold: float
     confidence: float

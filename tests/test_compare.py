@@ -40,7 +40,8 @@ import pytest  # noqa: E402
 from kvariant.compare import (Comparison, Patch, compare_runs, load_run, patch_change,  # noqa: E402
                               regressions, xfstests_delta)
 from kvariant.errors import ConfigError, KvariantError  # noqa: E402
-from kvariant.report import compare_main, write_reports  # noqa: E402
+from kvariant.render import write_reports  # noqa: E402
+from kvariant.report import compare_main  # noqa: E402
 
 from conftest import FIXTURES  # noqa: E402
 

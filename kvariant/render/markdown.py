@@ -1,0 +1,159 @@
+"""report.md: plain markdown to paste into a patch cover letter; its
+cover-letter tables are the terminal's too."""
+
+from __future__ import annotations
+
+from ..compare import Comparison, regressions
+from .text import (MAX_LISTED, XFSTESTS_TITLES, changes_rows, delta_cell, fio_columns, fio_groups,
+                   one_line, patch_change_summary, plural, noted_by_run, runs_lines, sample_cell,
+                   setup_lines, stage_rows, statistics_text, report_title, without)
+
+
+def _table_rows(c: Comparison, groups, titled: bool) -> tuple[list[str], list[list[str]]]:
+    """Rows numjobs; per group a column per variant and after each variant
+    but the reference its Δ against the reference.  *titled*: the group is
+    named in each header (a single table for all targets)."""
+    cols = fio_columns(c)
+    header = ["numjobs"]
+    for _, _, title in groups:
+        for i, v in enumerate(cols):
+            header.append(f"{v} {title}" if titled else v)
+            if i:
+                header.append(f"Δ {title}" if titled else "Δ")
+    rows = []
+    for nj in sorted({p.numjobs for p in c.points}):
+        row = [str(nj)]
+        for target, job, _ in groups:
+            p = next((p for p in c.points if (p.target, p.job, p.numjobs) == (target, job, nj)), None)
+            for i, v in enumerate(cols):
+                s = p.samples.get(v) if p else None
+                cell = sample_cell(s)
+                if p and s and p.status.get(v) not in ("pass", None):
+                    cell += f" ({p.status[v]})"
+                row.append(cell)
+                if i:
+                    row.append(delta_cell(p.delta(c.reference, v) if p else None))
+        rows.append(row)
+    return header, rows
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = [[cell.replace("|", "\\|") for cell in r] for r in [header, *rows]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def cover_tables(c: Comparison) -> list[str]:
+    """The cover-letter table: one for all targets, as in fio.md, or one per
+    target (under its name in bold) when one would exceed 8 columns."""
+    groups = fio_groups(c)
+    if not groups:
+        return []
+    per_group = 2 * len(fio_columns(c)) - 1
+    if 1 + per_group * len(groups) <= 8 or len(groups) == 1:
+        return [md_table(*_table_rows(c, groups, titled=True))]
+    return [f"**{g[2]}**\n\n" + md_table(*_table_rows(c, [g], titled=False)) for g in groups]
+
+
+
+def _patch_lines(c: Comparison) -> list[str]:
+    lines = []
+    for v in c.variants:
+        base = f" on {v.base}" if v.base else ""
+        if not v.patches:
+            lines.append(f"- **{v.label}**: no patches{base}")
+            continue
+        lines.append(f"- **{v.label}**: {plural(len(v.patches), 'patch')}{base}")
+        lines += [f"  {i}. {p.subject} (patch-id {p.short_id})" for i, p in enumerate(v.patches, 1)]
+    if c.patch_changes:
+        lines += ["", "Between revisions:", ""]
+        for ch in c.patch_changes:
+            head, items = patch_change_summary(ch)
+            lines.append(f"- {ch.b} against {ch.a}: {head}")
+            lines += [f"  - {x}" for x in items]
+    return lines
+
+
+
+def _counts_text(n: dict) -> str:
+    return (f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped"
+            + (f", {n['errors']} errors" if n["errors"] else ""))
+
+
+def _xfstests_lines(c: Comparison) -> list[str]:
+    if not c.xfstests_counts:
+        return ["No xfstests results in these runs."]
+    lines = []
+    for fstype, by_label in c.xfstests_counts.items():
+        lines.append(f"- **{fstype}**:")
+        lines += [f"  - {v}: {_counts_text(n)}" for v, n in by_label.items()]
+        if without(c, fstype):
+            lines.append(f"  - no results (not compared): {', '.join(without(c, fstype))}")
+        for x in c.xfstests:
+            if x.fstype != fstype:
+                continue
+            if x.empty:
+                lines.append(f"  - {x.b} against {x.a}: no test changed status")
+                continue
+            lines.append(f"  - {x.b} against {x.a}:")
+            for kind, title in XFSTESTS_TITLES.items():
+                tests = getattr(x, kind)
+                if not tests:
+                    continue
+                shown = ", ".join(f"{t.test} ({t.a} → {t.b})" for t in tests[:MAX_LISTED])
+                more = f", and {len(tests) - MAX_LISTED} more" if len(tests) > MAX_LISTED else ""
+                lines.append(f"    - {title}: {shown}{more}")
+                if kind == "new_failures":
+                    lines += [f"      - {t.test}: {one_line(t.message)}" for t in tests[:MAX_LISTED]
+                              if t.message]
+    return lines
+
+
+def _regression_lines(c: Comparison) -> list[str]:
+    return [f"- {r.variant}: `{r.testcase}`: {one_line(r.message, 220)}" for r in regressions(c)]
+
+
+
+def _failed_lines(c: Comparison) -> list[str]:
+    lines = [f"- {v.label}: `{f.name}` {f.status}: {one_line(f.message) or '(no message)'}"
+             for v in c.variants for f in v.failed]
+    return lines or ["No testcase failed."]
+
+
+
+def comparison_markdown(c: Comparison) -> str:
+    """report.md: plain markdown to paste into a patch cover letter."""
+    out = [f"# {report_title(c)}", ""]
+    out += [f"**{line}**\n" for line in setup_lines(c)]
+    out += [line + ("." if not line.endswith(".") else "") for line in runs_lines(c)]
+    out += [f"Reference: {c.reference}.", ""]
+    regs = _regression_lines(c)
+    if regs:
+        out += ["Regressions (an IOPS change judged worse, a new xfstests failure):", "", *regs, ""]
+    tables = cover_tables(c)
+    out += ["## fio IOPS", ""]
+    setups = list(dict.fromkeys(r.setup for r in c.runs if r.setup))
+    if len(setups) == 1:
+        out += [setups[0], ""]
+    else:
+        out += [f"{r.run_id}: {r.setup}\n" for r in c.runs if r.setup]
+    if tables:
+        for t in tables:
+            out += [t]
+        point_notes = noted_by_run(c)
+        out += [statistics_text(c), ""]
+        if point_notes:
+            out += [f"Noted by the run: {'; '.join(point_notes)}.", ""]
+    else:
+        out += ["No fio figures in these runs.", ""]
+    for n in c.notes:
+        out += [f"Note: {n}", ""]
+    if tables:
+        out += ["### Changes with their 95% confidence intervals", "", md_table(*changes_rows(c))]
+    out += ["## Patches", "", *_patch_lines(c), ""]
+    out += ["## xfstests", "", *_xfstests_lines(c), ""]
+    out += ["## Stages", "", md_table(*stage_rows(c)), *_failed_lines(c), ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
