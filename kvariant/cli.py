@@ -196,8 +196,9 @@ def cmd_try(args) -> int:
 
 
 def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) -> int:
-    from .report import UI, apply_regressions, print_summary, write_run_reports
+    from .report import apply_regressions, write_run_reports
     from .runner import STAGES, Run
+    from .ui import UI, print_summary
 
     run_id = run_dir.name
     against_dir, against_variant = against
@@ -230,7 +231,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) ->
     except Exception:  # a bug in the reports must not hide the run's results
         logging.getLogger(__name__).exception("writing the reports")
         ui.info("kvariant: could not write the reports (see run.log); the JUnit files and summary.json are complete")
-    print_summary(ui, run, STAGES, comparison)
+    print_summary(ui, run.results, STAGES, comparison, interrupted=run.interrupted)
     for r in regs:
         ui.info(f"REGRESSION {r.variant} {r.testcase}: {r.message}")
     print(run_dir, flush=True)

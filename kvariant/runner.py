@@ -28,6 +28,7 @@ from .model import StageResult, Status, VariantResult
 from .paths import PROJECT, short_hash, slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .splats import find_splats, splat_excerpt
+from .ui import UI
 from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
 from .workloads import xfstests
@@ -65,7 +66,7 @@ class Accel:
 
 
 class Run:
-    def __init__(self, config: Config, run_dir: Path, run_id: str, ui: "report.UI",
+    def __init__(self, config: Config, run_dir: Path, run_id: str, ui: UI,
                  previous: dict | None = None):
         self.config = config
         self.run_dir = run_dir

@@ -13,7 +13,7 @@ from conftest import FIXTURES, PROJECT
 from kvariant import cli, config
 from kvariant.errors import ConfigError, ResultsUnwritable
 from kvariant.model import StageResult, Status, VariantResult
-from kvariant.report import UI
+from kvariant.ui import UI
 from kvariant.runner import Run, VariantRun
 
 SPLATS = FIXTURES / "splats"

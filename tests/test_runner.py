@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 from kvariant import config
 from kvariant.model import Status, VariantResult
-from kvariant.report import UI
+from kvariant.ui import UI
 from kvariant.runner import Run, VariantRun
 
 

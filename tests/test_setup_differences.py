@@ -10,7 +10,8 @@ from kvariant import cli, config, stats
 from kvariant.compare import compare_runs, load_run, regressions, regressions_since
 from kvariant.junit import write_junit
 from kvariant.model import VariantResult
-from kvariant.report import UI, apply_regressions, summary_dict
+from kvariant.report import apply_regressions, summary_dict
+from kvariant.ui import UI
 from kvariant.runner import Run
 from kvariant.summary import SETUP_KEYS, setup_record
 

@@ -73,7 +73,7 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
     from kvariant import config
     from kvariant.errors import StageError
     from kvariant.model import VariantResult
-    from kvariant.report import UI
+    from kvariant.ui import UI
     from kvariant.runner import Run, VariantRun
 
     conf = tmp_path / "p.toml"

@@ -10,7 +10,7 @@ from rich.console import Console
 from kvariant import cli
 from kvariant.errors import RunInterrupted
 from kvariant.model import StageResult, Status
-from kvariant.report import UI
+from kvariant.ui import UI
 
 
 class SignalledOnFlush(io.StringIO):
