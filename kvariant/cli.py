@@ -10,12 +10,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config as config_mod
 from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted
 from .model import Status
 from .paths import PROJECT, run_dir_clash
 
+if TYPE_CHECKING:
+    from .summary import RunSummary
 DEFAULT_CONFIG = PROJECT / "pipeline.toml"
 
 
@@ -195,7 +198,7 @@ def cmd_try(args) -> int:
     return _execute(args, cfg, run_dir, against, None)
 
 
-def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) -> int:
+def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | None") -> int:
     from .report import apply_regressions, write_run_reports
     from .runner import STAGES, Run
     from .ui import UI, print_summary
@@ -211,7 +214,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: dict | None) ->
     _log_to(run_dir / "run.log")
     print(run_dir, flush=True)
     ui = UI()
-    run = Run(cfg, run_dir, run_id, ui, previous=previous)
+    run = Run(cfg, run_dir, run_id, ui, previous=previous.to_dict() if previous else None)
     run.threshold = args.threshold
     run.force = args.force
     ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
@@ -261,24 +264,20 @@ def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
     """The newest finished run of *config* under *results_root*: the same
     file, or a file with the same content (a CI job's checkout may move).
     Runs whose summary does not load (malformed, corrupt) are passed over."""
-    from .compare import load_run
-    from .report import config_digest
-    from .summary import read_summary
+    from .summary import RunSummary, config_digest
     digest = config_digest(config)
     best = None
     for d in results_root.iterdir():
         if d == exclude or not (d / "summary.json").is_file():
             continue
         try:
-            s = read_summary(d / "summary.json")
-            if not (s.get("finished") and (s.get("config") == str(config)
-                                           or s.get("config_sha256") == digest)):
-                continue
-            load_run(d)
+            s = RunSummary.load(d)
         except ConfigError as e:
             logging.getLogger(__name__).warning("--against last: passed over %s: %s", d, e)
             continue
-        key = (str(s.get("started", "")), d.stat().st_mtime)
+        if not (s.finished and (s.config == str(config) or s.config_sha256 == digest)):
+            continue
+        key = (s.started, d.stat().st_mtime)
         if best is None or key > best[0]:
             best = (key, d)
     return best[1] if best else None
@@ -311,10 +310,9 @@ def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
     raise ConfigError("--results", "", f"{results_root}: no free run directory for {base}")
 
 
-def _resumable(args) -> tuple[Path, dict, "config_mod.Config"]:
+def _resumable(args) -> tuple[Path, "RunSummary", "config_mod.Config"]:
     """The interrupted run's directory, its summary and its config, checked."""
-    from .report import config_digest
-    from .summary import read_summary, resume_fields
+    from .summary import RunSummary, config_digest
 
     given = Path(args.resume).expanduser()
     if given.is_dir():
@@ -326,20 +324,19 @@ def _resumable(args) -> tuple[Path, dict, "config_mod.Config"]:
     if not summary_file.is_file():
         raise ConfigError("--resume", "", f"{summary_file} does not exist: expected the id or "
                                           f"directory of an earlier run")
-    summary = read_summary(summary_file)
-    resume_fields(summary_file, summary)
-    if summary.get("finished"):
+    summary = RunSummary.load(run_dir)
+    if summary.finished:
         raise ConfigError("--resume", "", f"run {run_dir.name} finished; there is nothing to resume")
-    cfg_path = Path(args.config or summary.get("config", ""))
+    cfg_path = Path(args.config or summary.config)
     cfg = config_mod.load(cfg_path)
-    if summary.get("config_sha256") and config_digest(cfg.path) != summary["config_sha256"]:
+    if summary.config_sha256 and config_digest(cfg.path) != summary.config_sha256:
         raise ConfigError(cfg.path, "", f"changed since run {run_dir.name} began; "
                                         f"--resume needs the config it ran with")
-    planned = summary.get("planned_variants") or [v["name"] for v in summary.get("variants", [])]
+    planned = summary.planned_variants or [v.name for v in summary.variants]
     if args.variant:
         raise ConfigError("--variant", "", "not with --resume: the run's own variants are resumed")
     cfg = config_mod.select_variants(cfg, planned)
-    if summary.get("debug"):
+    if summary.debug:
         cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
     return run_dir, summary, cfg
 

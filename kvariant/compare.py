@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from . import stats, summary
+from .summary import RunSummary, repeat_iops
 from .errors import ConfigError
 from .model import Status, VariantResult
 
@@ -30,71 +31,12 @@ def fmt_iops(v: float) -> str:
     return f"{v:.0f}"
 
 
-def fio_setup(*, fio_cfg, vm_cfg, null_blk, fuse_cfg, accel: str, base: str) -> str:
-    """The fio job and the guest in words, for the top of report.md (kept in
-    summary.json as ``fio_setup``)."""
-    return "\n".join([
-        f"fio {fio_cfg.rw} {fio_cfg.bs}, O_DIRECT, {fio_cfg.ioengine}, iodepth {fio_cfg.iodepth}, "
-        f"numjobs {'/'.join(map(str, fio_cfg.numjobs))}, all jobs on one shared file of "
-        f"{fio_cfg.size} prefilled by a sequential write; ramp {fio_cfg.ramp_time:g} s, "
-        f"runtime {fio_cfg.runtime:g} s, {fio_cfg.repeat} run(s) per point.",
-        f"Guest: {accel}, {vm_cfg.cpus} vCPUs, {vm_cfg.memory}; XFS on null_blk "
-        f"({null_blk.gb} GB, bs {null_blk.bs}, memory_backed, scheduler none); kernel {base} "
-        f"+ each variant's patches.",
-        f"FUSE targets: kvariant's passthrough server over a directory of that XFS; open policy "
-        f"parallel_direct_writes={str(fuse_cfg.parallel_direct_writes).lower()}, "
-        f"direct_io={str(fuse_cfg.direct_io).lower()}; `fuse` is the same server without passthrough.",
-    ])
-
-
 # Runs on disk
 
 
-@dataclasses.dataclass
-class RunData:
-    """One run as its summary.json holds it."""
-
-    run_id: str
-    path: Path
-    variants: list[VariantResult]
-    accel: dict[str, Any] = dataclasses.field(default_factory=dict)  # {"kvm": bool, "reason": str}
-    started: str = ""
-    config: str = ""
-    finished: bool = True
-    interrupted: bool = False
-    setup: str = ""  # the fio job and the guest, in words (summary.json's fio_setup)
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # summary.json's setup
-
-    @property
-    def records_setup(self) -> bool:
-        return len(self.settings) > 1  # older summaries: the accelerator alone
-
-    @property
-    def accel_name(self) -> str:
-        kvm = self.accel.get("kvm")
-        return "?" if kvm is None else ("kvm" if kvm else "tcg")
-
-
-def load_run(run_dir: Path) -> RunData:
-    """Read RUN_DIR/summary.json, checked by :mod:`kvariant.summary`: a
-    missing directory or file, invalid JSON, a summary without variants, a
-    run id or variant name that is not a plain name, figures of the wrong
-    type or IOPS that are not finite and >= 0 raise ConfigError naming the
-    file and the key."""
-    run_dir = Path(run_dir)
-    path = run_dir / "summary.json"
-    if not run_dir.is_dir():
-        raise ConfigError(run_dir, "", "no such run directory")
-    if not path.is_file():
-        raise ConfigError(path, "", "not found: not a kvariant run directory")
-    data = summary.read_summary(path)
-    variants = summary.variants_of(path, data)
-    accel = data.get("accel") if isinstance(data.get("accel"), dict) else {}
-    return RunData(run_id=summary.run_id_of(path, data, run_dir.resolve().name), path=run_dir,
-                   variants=variants, accel=accel, started=str(data.get("started", "")),
-                   config=str(data.get("config", "")), finished=bool(data.get("finished", True)),
-                   interrupted=bool(data.get("interrupted", False)),
-                   setup=str(data.get("fio_setup", "")), settings=summary.setup_of(path, data))
+def load_run(run_dir: Path) -> RunSummary:
+    """RUN_DIR's summary, checked (:meth:`kvariant.summary.RunSummary.load`)."""
+    return RunSummary.load(run_dir)
 
 
 def resolve_run_dir(arg: str | Path, results_root: Path) -> Path:
@@ -434,7 +376,7 @@ class Comparison:
 # Building it
 
 
-def _variant(label: str, run: RunData, r: VariantResult) -> Variant:
+def _variant(label: str, run: RunSummary, r: VariantResult) -> Variant:
     stages = {}
     for name in STAGE_NAMES:
         s = r.stage(name)
@@ -444,7 +386,7 @@ def _variant(label: str, run: RunData, r: VariantResult) -> Variant:
     patches = [Patch.from_dict(p) for p in r.info.get("patches") or [] if isinstance(p, dict)]
     return Variant(label=label, run_id=run.run_id, name=r.name, status=r.status.value,
                    base=str(r.info.get("base", "")), commit=str(r.info.get("commit", "")),
-                   accel=str(r.info.get("accel") or run.accel_name), stages=stages, failed=failed,
+                   accel=str(r.info.get("accel") or run.accel.name), stages=stages, failed=failed,
                    patches=patches)
 
 
@@ -452,13 +394,8 @@ def _runs_of(figures: dict) -> list[float]:
     """The per-repeat IOPS of a point: ``iops_runs`` ("25240,15800,21382"),
     else the one figure ``iops``."""
     runs = figures.get("iops_runs")
-    if isinstance(runs, str) and runs.strip():
-        try:
-            return [float(x) for x in runs.split(",") if x.strip()]
-        except ValueError:
-            pass
-    elif isinstance(runs, list) and runs:
-        return [float(x) for x in runs]
+    if (isinstance(runs, str) and runs.strip()) or (isinstance(runs, list) and runs):
+        return repeat_iops(runs)
     return [float(figures["iops"])]
 
 
@@ -591,7 +528,7 @@ def _patch_pairs(variants: list[Variant], pairs: list[Pair]) -> list[tuple[str, 
     return out
 
 
-def _noise_note(points: list[FioPoint], runs: list[RunData], threshold: float) -> list[str]:
+def _noise_note(points: list[FioPoint], runs: list[RunSummary], threshold: float) -> list[str]:
     ref_deltas = [(p, d) for p in points for d in p.deltas if d.kind == REFERENCE]
     wide = [(p, d) for p, d in ref_deltas
             if d.verdict == stats.INCONCLUSIVE and d.difference.ci_low_pct is not None]
@@ -612,7 +549,7 @@ def _noise_note(points: list[FioPoint], runs: list[RunData], threshold: float) -
         if 20 < n_mid < 10 ** 9:
             n_mid = int(round(n_mid, -1))
         n_now = sorted(s.n for p in points for s in p.samples.values())[0]
-        tcg = any(r.accel_name == "tcg" for r in runs)
+        tcg = any(r.accel.name == "tcg" for r in runs)
         t = f"±{threshold * 100:g}%"
         text = (f"The spread is too large to conclude at {len(wide)} of {len(ref_deltas)} "
                 f"comparisons" + (" (the guest ran under TCG, whose timing is noisy)" if tcg else "")
@@ -630,7 +567,7 @@ def _noise_note(points: list[FioPoint], runs: list[RunData], threshold: float) -
     return notes
 
 
-def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD,
+def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESHOLD,
                  reference: str | None = None, force: bool = False) -> Comparison:
     """Compare the variants of *runs*: each against the reference (the first
     variant of the first run unless *reference* names one, as ``variant`` or
@@ -664,7 +601,7 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
     pairs = _pairs(ref, variants)
 
     points = _points(labelled)
-    settings = {r.run_id: r.settings for r in runs}
+    settings = {r.run_id: r.setup for r in runs}
     run_of = {v.label: v.run_id for v in variants}
     for p in points:
         for pair in pairs:
@@ -703,7 +640,7 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
         notes += [f"Run {r.run_id} does not record its setup (an older summary): of it only the "
                   "accelerator is checked." for r in runs if not r.records_setup]
     for r in runs:
-        if r.interrupted or not r.finished:
+        if r.interrupted or r.finished is False:
             notes.append(f"Run {r.run_id} was {'interrupted' if r.interrupted else 'not finished'}: "
                          "it holds only what finished.")
     if points and not any(ref in p.samples for p in points):
@@ -717,8 +654,8 @@ def compare_runs(runs: list[RunData], threshold: float = stats.DEFAULT_THRESHOLD
                      + ", ".join(moved) + ") that the patches cannot cause means the variants' "
                      "guests ran at different speeds, and the other targets' changes carry that too.")
 
-    infos = [RunInfo(r.run_id, str(r.path), r.accel_name, str(r.accel.get("reason", "")), r.started,
-                     r.finished, r.interrupted, r.setup) for r in runs]
+    infos = [RunInfo(r.run_id, str(r.path), r.accel.name, r.accel.reason, r.started,
+                     r.finished is not False, r.interrupted, r.fio_setup) for r in runs]
     return Comparison(threshold=threshold, confidence=stats.CONFIDENCE, reference=ref, runs=infos,
                       variants=variants, pairs=pairs, points=points, xfstests_counts=counts,
                       xfstests=deltas, patch_changes=changes, notes=notes,

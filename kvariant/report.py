@@ -1,77 +1,22 @@
-"""What a run leaves: summary.json (rewritten atomically after every stage),
-and at its end the reports and --against's regression verdicts; and
-``./pipeline.py compare``."""
+"""What the end of a run adds: its reports, and --against's regression
+verdicts; and ``./pipeline.py compare``."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import stats
-from .compare import Comparison, compare_runs, fio_setup, load_run, regressions, resolve_run_dir
+from .compare import Comparison, compare_runs, load_run, regressions, resolve_run_dir
 from .errors import ResultsUnwritable
+from .model import Status
 from .paths import PROJECT
-from .summary import setup_record
-from .junit import write_atomic
-from .workloads.xfstests import summarize as summarize_xfstests
-from .model import Status, VariantResult
 from .render import write_reports
 from .render.markdown import cover_tables
 from .render.text import noted_by_run, setup_lines, statistics_text
 
 if TYPE_CHECKING:
     from .runner import Run
-
-
-def summary_dict(run: "Run", final: bool) -> dict:
-    return {
-        "run_id": run.run_id,
-        "config": str(run.config.path),
-        "config_sha256": config_digest(run.config.path),
-        "fio_setup": fio_setup_of(run),
-        "setup": setup_record(run.config, run.accel.kvm),
-        "planned_variants": [v.name for v in run.config.variants],
-        "resumed": run.resumed,
-        "debug": any(f.name == "debug.config" for f in run.config.kernel.fragments),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
-        "seconds": round(time.time() - run.started, 1),
-        "finished": final and not run.interrupted,
-        "interrupted": run.interrupted,
-        "accel": {"kvm": run.accel.kvm, "reason": run.accel.reason},
-        "status": overall(run.results).value if run.results else "pending",
-        "variants": [v.to_dict() for v in run.results],
-        "xfstests": summarize_xfstests({v.name: v.stages for v in run.results}),
-    }
-
-
-def config_digest(path) -> str:
-    """The config file's SHA-256: --resume refuses a config that changed."""
-    import hashlib
-    try:
-        return hashlib.sha256(open(path, "rb").read()).hexdigest()
-    except OSError:
-        return ""
-
-
-def overall(results: list[VariantResult]) -> Status:
-    if any(r.status != Status.PASS for r in results):
-        return Status.FAIL
-    return Status.PASS
-
-
-def write_summary(run: "Run", final: bool) -> None:
-    try:
-        write_atomic(run.run_dir / "summary.json", json.dumps(summary_dict(run, final), indent=2) + "\n")
-    except OSError as e:
-        raise ResultsUnwritable(f"cannot write {run.run_dir / 'summary.json'}: {e.strerror or e}") from None
-
-
-def fio_setup_of(run: "Run") -> str:
-    c = run.config
-    return fio_setup(fio_cfg=c.fio, vm_cfg=c.vm, null_blk=c.null_blk, fuse_cfg=c.fuse,
-                     accel="KVM" if run.accel.kvm else "TCG", base=c.kernel.base)
 
 
 def run_comparison(run: "Run", against: Path | None = None, reference: str | None = None) -> "Comparison":

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import report
 from .build import build_kernel, toolchain
 from .config import Config, Variant
 from .errors import GuestGone, InfraError, ResultsUnwritable, RunInterrupted, StageError
@@ -28,6 +27,7 @@ from .model import StageResult, Status, VariantResult
 from .paths import PROJECT, short_hash, slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
 from .splats import find_splats, splat_excerpt
+from .summary import RunSummary
 from .ui import UI
 from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
@@ -106,7 +106,7 @@ class Run:
         return self.results
 
     def save(self, final: bool = False) -> None:
-        report.write_summary(self, final=final)
+        RunSummary.of_run(self, final).write(self.run_dir)
 
 
 class VariantRun:

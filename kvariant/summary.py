@@ -1,29 +1,174 @@
-"""summary.json read back: the one reader that checks what a run directory
-claims before ``compare``, ``--against`` or ``--resume`` use it.
+"""summary.json: the one writer and the one checked reader of a run's
+summary (:class:`RunSummary`), which ``compare``, ``--against`` and
+``--resume`` load and a run rewrites after every stage.
 
 A summary is data from disk, possibly edited, truncated or hostile: every
 value that becomes a path (the run id, variant names), a number in a
 verdict (IOPS) or a key lookup (``info``, ``figures``) is checked here, and
 anything else is a ConfigError naming the file, the key and what was
 expected.  IOPS that are not finite and non-negative mean a corrupt run.
+Summaries carry ``schema``: a layout number; those written before it
+existed have the first layout and load as they are.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import ConfigError
+from .errors import ConfigError, ResultsUnwritable
+from .junit import write_atomic
 from .model import Status, VariantResult
+from .workloads.xfstests import summarize as summarize_xfstests
 
+SCHEMA = 1  # summary.json's layout; a summary without the key has layout 1
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a directory name, never a path
 VARIANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # config.SLUG
 FIO_POINT = re.compile(r"^fio/[^/]+/.+$")
 TEXT_FIELDS = ("name", "message", "detail", "reproduce", "log", "suite")
 STATUSES = tuple(s.value for s in Status)
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelInfo:
+    """The accelerator the guests ran under: KVM, TCG, or unknown (None)."""
+
+    kvm: bool | None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return "?" if self.kvm is None else ("kvm" if self.kvm else "tcg")
+
+
+class RunState(Protocol):
+    """What a run in progress tells its summary."""
+
+    run_id: str
+    config: Any  # kvariant.config.Config
+    accel: Any  # .kvm, .reason
+    resumed: list[float]
+    started: float  # time.time() at its start, less the seconds of the runs it resumes
+    interrupted: bool
+    results: list[VariantResult]
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """One run's summary.json.  ``finished`` is None when a summary does not
+    say; ``status`` and ``xfstests`` follow from the variants."""
+
+    run_id: str
+    variants: list[VariantResult]
+    config: str = ""
+    config_sha256: str = ""
+    fio_setup: str = ""  # the fio job and the guest, in words (the top of report.md)
+    setup: dict[str, Any] = dataclasses.field(default_factory=dict)  # see setup_record
+    planned_variants: list[str] = dataclasses.field(default_factory=list)
+    resumed: list[float] = dataclasses.field(default_factory=list)  # seconds of each earlier part
+    debug: bool = False
+    started: str = ""
+    seconds: float = 0.0
+    finished: bool | None = None
+    interrupted: bool = False
+    accel: AccelInfo = AccelInfo(None)
+    path: Path = Path()  # the run directory (not written)
+
+    @classmethod
+    def of_run(cls, run: RunState, final: bool) -> "RunSummary":
+        cfg = run.config
+        return cls(run_id=run.run_id, variants=run.results, config=str(cfg.path),
+                   config_sha256=config_digest(cfg.path), fio_setup=fio_setup(cfg, run.accel.kvm),
+                   setup=setup_record(cfg, run.accel.kvm),
+                   planned_variants=[v.name for v in cfg.variants], resumed=run.resumed,
+                   debug=any(f.name == "debug.config" for f in cfg.kernel.fragments),
+                   started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
+                   seconds=round(time.time() - run.started, 1),
+                   finished=final and not run.interrupted, interrupted=run.interrupted,
+                   accel=AccelInfo(run.accel.kvm, run.accel.reason))
+
+    @property
+    def status(self) -> str:
+        if not self.variants:
+            return "pending"
+        return (Status.FAIL if any(r.status != Status.PASS for r in self.variants) else Status.PASS).value
+
+    @property
+    def records_setup(self) -> bool:
+        return len(self.setup) > 1  # older summaries: the accelerator alone
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "run_id": self.run_id, "config": self.config,
+                "config_sha256": self.config_sha256, "fio_setup": self.fio_setup, "setup": self.setup,
+                "planned_variants": self.planned_variants, "resumed": self.resumed,
+                "debug": self.debug, "started": self.started, "seconds": self.seconds,
+                "finished": self.finished, "interrupted": self.interrupted,
+                "accel": {"kvm": self.accel.kvm, "reason": self.accel.reason},
+                "status": self.status, "variants": [v.to_dict() for v in self.variants],
+                "xfstests": summarize_xfstests({v.name: v.stages for v in self.variants})}
+
+    def write(self, run_dir: Path) -> None:
+        """RUN_DIR/summary.json, replaced atomically."""
+        path = Path(run_dir) / "summary.json"
+        try:
+            write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            raise ResultsUnwritable(f"cannot write {path}: {e.strerror or e}") from None
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunSummary":
+        """RUN_DIR/summary.json, checked (see the module): a missing directory
+        or file, invalid JSON, a summary without variants, a run id or
+        variant name that is not a plain name, figures of the wrong type or
+        IOPS that are not finite and >= 0 raise ConfigError naming the file
+        and the key."""
+        run_dir = Path(run_dir)
+        path = run_dir / "summary.json"
+        if not run_dir.is_dir():
+            raise ConfigError(run_dir, "", "no such run directory")
+        if not path.is_file():
+            raise ConfigError(path, "", "not found: not a kvariant run directory")
+        return cls.from_dict(path, read_summary(path))
+
+    @classmethod
+    def from_dict(cls, path: Path, data: dict[str, Any]) -> "RunSummary":
+        """The summary *data* read from *path*, checked."""
+        _check_schema(path, data)
+        variants = variants_of(path, data)
+        run_id = run_id_of(path, data, path.parent.resolve().name)
+        resume_fields(path, data)
+        accel = data.get("accel") if isinstance(data.get("accel"), dict) else {}
+        kvm = accel.get("kvm")
+        return cls(run_id=run_id, variants=variants, config=data.get("config", ""),
+                   config_sha256=data.get("config_sha256", ""), fio_setup=str(data.get("fio_setup", "")),
+                   setup=setup_of(path, data), planned_variants=data.get("planned_variants", []),
+                   resumed=data.get("resumed", []), debug=bool(data.get("debug", False)),
+                   started=str(data.get("started", "")), seconds=data.get("seconds", 0),
+                   finished=None if "finished" not in data else bool(data["finished"]),
+                   interrupted=bool(data.get("interrupted", False)),
+                   accel=AccelInfo(None if kvm is None else bool(kvm), str(accel.get("reason", ""))),
+                   path=path.parent)
+
+
+def config_digest(path) -> str:
+    """The config file's SHA-256: --resume refuses a config that changed."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _check_schema(path: Path, data: dict[str, Any]) -> None:
+    schema = data.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA:
+        raise ConfigError(path, "schema", f"expected a summary layout from 1 to {SCHEMA} (a newer "
+                          f"kvariant wrote it?), got {schema!r}")
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -132,18 +277,23 @@ def _check_iops(path: Path, key: str, figures: dict[str, Any]) -> None:
     runs = figures.get("iops_runs")
     if runs is None or runs == "":
         return
-    if isinstance(runs, str):
-        items: list[Any] = [x.strip() for x in runs.split(",")]
-        try:
-            items = [float(x) for x in items]
-        except ValueError:
-            raise ConfigError(path, f"{key}.iops_runs", corrupt + repr(runs)) from None
-    elif isinstance(runs, list):
-        items = runs
-    else:
-        raise ConfigError(path, f"{key}.iops_runs", corrupt + repr(runs))
+    try:
+        items = repeat_iops(runs)
+    except (TypeError, ValueError):
+        raise ConfigError(path, f"{key}.iops_runs", corrupt + repr(runs)) from None
     if not items or not all(_is_iops(x) for x in items):
         raise ConfigError(path, f"{key}.iops_runs", corrupt + repr(runs))
+
+
+def repeat_iops(runs: str | list) -> list[float]:
+    """A fio point's per-repeat IOPS (its ``iops_runs``): the JUnit property's
+    comma-separated text ("25240,15800,21382") or a list of numbers.
+    ValueError/TypeError when it is neither."""
+    if isinstance(runs, str):
+        return [float(x) for x in runs.split(",")]
+    if isinstance(runs, list) and all(_is_number(x) for x in runs):
+        return [float(x) for x in runs]
+    raise TypeError(f"expected IOPS, got {runs!r}")
 
 
 def _is_number(x: Any) -> bool:
@@ -222,3 +372,21 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def fio_setup(config, kvm: bool) -> str:
+    """The fio job and the guest in words, for the top of report.md (kept in
+    summary.json as ``fio_setup``)."""
+    f, vm, nb, fuse = config.fio, config.vm, config.null_blk, config.fuse
+    return "\n".join([
+        f"fio {f.rw} {f.bs}, O_DIRECT, {f.ioengine}, iodepth {f.iodepth}, "
+        f"numjobs {'/'.join(map(str, f.numjobs))}, all jobs on one shared file of "
+        f"{f.size} prefilled by a sequential write; ramp {f.ramp_time:g} s, "
+        f"runtime {f.runtime:g} s, {f.repeat} run(s) per point.",
+        f"Guest: {'KVM' if kvm else 'TCG'}, {vm.cpus} vCPUs, {vm.memory}; XFS on null_blk "
+        f"({nb.gb} GB, bs {nb.bs}, memory_backed, scheduler none); kernel {config.kernel.base} "
+        f"+ each variant's patches.",
+        f"FUSE targets: kvariant's passthrough server over a directory of that XFS; open policy "
+        f"parallel_direct_writes={str(fuse.parallel_direct_writes).lower()}, "
+        f"direct_io={str(fuse.direct_io).lower()}; `fuse` is the same server without passthrough.",
+    ])

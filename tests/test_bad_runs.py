@@ -62,6 +62,8 @@ MALFORMED = [
      f": {FIO}: expected an object, got a list"),
     ("a stage's message a number", lambda d: (d["variants"][0]["stages"][0].update(message=5), d)[1],
      ": variants[0].stages[0].message: expected a string"),
+    ("a newer layout", lambda d: {**d, "schema": 2},
+     ": schema: expected a summary layout from 1 to 1 (a newer kvariant wrote it?), got 2"),
 ]
 
 CORRUPT = [

@@ -55,7 +55,7 @@ def verdicts(c, a, b):
 
 def test_load_run():
     run = load_run(RUN_A)
-    assert run.run_id == "20261121-220102" and run.accel_name == "tcg"
+    assert run.run_id == "20261121-220102" and run.accel.name == "tcg"
     assert [v.name for v in run.variants] == ["baseline", "parallel-dio"]
     assert run.started.startswith("2026-11-21T22:01")
 

@@ -110,7 +110,7 @@ def test_resume_refuses_a_finished_run_and_a_changed_config(tmp_path, small_tree
     conf = small_config(tmp_path, small_tree)
     run_dir = tmp_path / "results" / "r1"
     run_dir.mkdir(parents=True)
-    from kvariant.report import config_digest
+    from kvariant.summary import config_digest
     summary = {"config": str(conf), "config_sha256": config_digest(conf), "finished": False,
                "planned_variants": ["baseline", "second"], "variants": []}
     (run_dir / "summary.json").write_text(json.dumps(summary))

@@ -10,10 +10,10 @@ from kvariant import cli, config, stats
 from kvariant.compare import compare_runs, load_run, regressions, regressions_since
 from kvariant.junit import write_junit
 from kvariant.model import VariantResult
-from kvariant.report import apply_regressions, summary_dict
+from kvariant.report import apply_regressions
 from kvariant.ui import UI
 from kvariant.runner import Run
-from kvariant.summary import SETUP_KEYS, setup_record
+from kvariant.summary import SETUP_KEYS, RunSummary, setup_record
 
 RUNS = FIXTURES / "runs"
 SETUP = {"accel": "tcg", "vm.cpus": 2, "vm.memory": "4G", "null_blk.gb": 4, "null_blk.bs": 4096,
@@ -134,5 +134,5 @@ def test_summary_records_the_setup(tmp_path, small_tree, cache):
     assert (record["fio.bs"], record["vm.cpus"], record["accel"]) == ("64k", 1, "tcg")
     run = Run(cfg, tmp_path / "r", "r", UI())
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "summary.json").write_text(json.dumps(summary_dict(run, final=True)))
-    assert load_run(tmp_path / "r").settings == setup_record(cfg, run.accel.kvm)
+    (tmp_path / "r" / "summary.json").write_text(json.dumps(RunSummary.of_run(run, final=True).to_dict()))
+    assert load_run(tmp_path / "r").setup == setup_record(cfg, run.accel.kvm)

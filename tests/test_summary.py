@@ -1,0 +1,56 @@
+"""summary.json through RunSummary: what the current release wrote loads,
+what RunSummary writes loads back the same, and the per-repeat IOPS have
+one parser."""
+import json
+import shutil
+
+import pytest
+
+from conftest import FIXTURES
+from kvariant.summary import SCHEMA, RunSummary, repeat_iops
+
+RUNS = FIXTURES / "runs"
+
+
+@pytest.mark.parametrize("name", ["run-a", "run-b"])
+def test_a_summary_of_the_current_release_loads_and_writes_back(tmp_path, name):
+    before = RunSummary.load(RUNS / name)
+    raw = json.loads((RUNS / name / "summary.json").read_text())
+    assert "schema" not in raw and before.run_id == raw["run_id"] and before.finished is True
+    assert before.accel.name == "tcg" and [v.name for v in before.variants] == [v["name"] for v in raw["variants"]]
+    shutil.copytree(RUNS / name, tmp_path / name)
+    before.write(tmp_path / name)
+    written = json.loads((tmp_path / name / "summary.json").read_text())
+    assert written["schema"] == SCHEMA
+    # every key the release wrote is written again with the same value, but
+    # those that follow from the stages (the fixtures were trimmed by hand)
+    assert holds(written, raw, skip=("status", "xfstests"))
+    after = RunSummary.load(tmp_path / name)
+    assert after.to_dict() == before.to_dict()
+
+
+def holds(new, old, skip=()):
+    """Every key of *old* is in *new* with the same value, recursively."""
+    if isinstance(old, dict):
+        return isinstance(new, dict) and all(k in new and holds(new[k], v, skip)
+                                             for k, v in old.items() if k not in skip)
+    if isinstance(old, list) and old and isinstance(old[0], dict):
+        return len(new) == len(old) and all(holds(n, o, skip) for n, o in zip(new, old))
+    return new == old
+
+
+def test_a_summary_that_does_not_say_whether_it_finished(tmp_path):
+    shutil.copytree(RUNS / "run-a", tmp_path / "r")
+    data = json.loads((tmp_path / "r" / "summary.json").read_text())
+    del data["finished"], data["accel"]
+    (tmp_path / "r" / "summary.json").write_text(json.dumps(data))
+    s = RunSummary.load(tmp_path / "r")
+    assert s.finished is None and s.accel.name == "?"
+
+
+def test_repeat_iops_reads_the_junit_text_and_a_list():
+    assert repeat_iops("25240,15800, 21382") == [25240.0, 15800.0, 21382.0]
+    assert repeat_iops([1, 2.5]) == [1.0, 2.5]
+    for bad in ("1,,2", "a", [True], ["1"], 5):
+        with pytest.raises((TypeError, ValueError)):
+            repeat_iops(bad)
