@@ -1,25 +1,30 @@
-"""What the end of a run adds: its reports, and --against's regression
-verdicts; and ``./pipeline.py compare``."""
+"""What the end of a run adds: its reports (report.md, report.html,
+report.json in the run directory), and --against's regression verdicts."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from . import stats
-from .compare import Comparison, compare_runs, load_run, regressions, resolve_run_dir
+from .compare import Comparison, compare_runs, load_run
 from .errors import ResultsUnwritable
-from .model import Status
-from .paths import PROJECT
+from .model import Status, VariantResult
 from .render import write_reports
-from .render.markdown import cover_tables
-from .render.text import noted_by_run, setup_lines, statistics_text
-
-if TYPE_CHECKING:
-    from .runner import Run
 
 
-def run_comparison(run: "Run", against: Path | None = None, reference: str | None = None) -> "Comparison":
+class FinishedRun(Protocol):
+    """What the end of a run needs of it."""
+
+    run_id: str
+    run_dir: Path
+    results: list[VariantResult]
+    threshold: float
+    force: bool
+
+    def save(self, final: bool = False) -> None: ...
+
+
+def run_comparison(run: FinishedRun, against: Path | None = None, reference: str | None = None) -> Comparison:
     """The run's variants compared with each other (against the first, or
     *reference*), or with the same variants of the earlier run *against*,
     from the summary.json just written."""
@@ -28,7 +33,7 @@ def run_comparison(run: "Run", against: Path | None = None, reference: str | Non
                         force=getattr(run, "force", False))
 
 
-def write_run_reports(run: "Run", against: Path | None = None, reference: str | None = None) -> "Comparison":
+def write_run_reports(run: FinishedRun, against: Path | None = None, reference: str | None = None) -> Comparison:
     """report.md, report.html and report.json of a run, at its end."""
     c = run_comparison(run, against, reference)
     try:
@@ -38,7 +43,7 @@ def write_run_reports(run: "Run", against: Path | None = None, reference: str | 
     return c
 
 
-def apply_regressions(run: "Run", against: Path | None, reference: str | None) -> list:
+def apply_regressions(run: FinishedRun, against: Path | None, reference: str | None) -> list:
     """``--against``: fail the testcases that regressed (a significant IOPS
     drop beyond the threshold, a new xfstests failure) against the earlier
     run *against* (same variant names) or against the variant *reference*
@@ -73,52 +78,3 @@ def apply_regressions(run: "Run", against: Path | None, reference: str | None) -
                                         f"{e.strerror or e}") from None
     run.save(final=True)
     return regs
-
-
-
-# ./pipeline.py compare: report.md, report.html, report.json
-
-
-
-def default_out_dir(run_dirs: list[Path], run_ids: list[str]) -> Path:
-    """The run's own directory for one run; for several, a directory
-    ``compare-<other run ids>`` in the last run's directory."""
-    if len(run_dirs) == 1:
-        return run_dirs[0]
-    return run_dirs[-1] / ("compare-" + "+".join(run_ids[:-1]))
-
-
-def compare_main(run_dirs: list[Path], out_dir: Path | None, threshold: float = stats.DEFAULT_THRESHOLD,
-                 reference: str | None = None, *, results_root: Path | None = None,
-                 force: bool = False) -> int:
-    """``./pipeline.py compare RUN [RUN...]``: RUN is a run directory or a run
-    id under results/.  Writes the three reports, prints where they went and
-    the table.  Bad input raises KvariantError (one line, exit code 1)."""
-    root = results_root or PROJECT / "results"
-    dirs = [resolve_run_dir(d, root) for d in run_dirs]
-    runs = [load_run(d) for d in dirs]
-    c = compare_runs(runs, threshold=threshold, reference=reference, force=force)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(dirs, [r.run_id for r in runs])
-    try:
-        paths = write_reports(c, out)
-    except OSError as e:  # read-only, full: the host cannot do the work (exit 3)
-        raise ResultsUnwritable(f"{out}: cannot write the reports: {e.strerror or e}") from None
-    for line in setup_lines(c):
-        print(line)
-    for p in paths:
-        print(p)
-    print()
-    for t in cover_tables(c):
-        print(t)
-    if c.points:
-        print(statistics_text(c))
-        if noted_by_run(c):
-            print(f"Noted by the run: {'; '.join(noted_by_run(c))}.")
-    for n in c.notes:
-        print(f"\nNote: {n}")
-    regs = regressions(c)
-    if regs:
-        print()
-    for r in regs:
-        print(f"regression: {r.variant} {r.testcase}: {r.message}")
-    return 0

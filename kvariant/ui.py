@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .compare import Comparison
+from .compare import Comparison, regressions
 from .model import StageResult, Status, VariantResult
 from .render.markdown import cover_tables
-from .render.text import statistics_text
+from .render.text import noted_by_run, statistics_text
 from .workloads.xfstests import summarize as summarize_xfstests
 
 STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.ERROR: "bold magenta",
@@ -164,4 +164,21 @@ def xfstests_lines(summary: dict) -> list[str]:
                    "fixed in " + ", ".join(d["fixed"]) if d["fixed"] else "differs")
             states = " ".join(f"{v}={st}" for v, st in d["statuses"].items())
             lines.append(f"  {d['test']}: {tag} ({states})")
+    return lines
+
+
+def comparison_lines(c: Comparison) -> list[str]:
+    """What ``compare`` prints after where the reports went: the cover-letter
+    tables, how to read them, the notes and the regressions."""
+    lines = [""]
+    lines += cover_tables(c)
+    if c.points:
+        lines.append(statistics_text(c))
+        if noted_by_run(c):
+            lines.append(f"Noted by the run: {'; '.join(noted_by_run(c))}.")
+    lines += [f"\nNote: {n}" for n in c.notes]
+    regs = regressions(c)
+    if regs:
+        lines.append("")
+    lines += [f"regression: {r.variant} {r.testcase}: {r.message}" for r in regs]
     return lines

@@ -41,7 +41,7 @@ from kvariant.compare import (Comparison, Patch, compare_runs, load_run, patch_c
                               regressions, xfstests_delta)
 from kvariant.errors import ConfigError, KvariantError  # noqa: E402
 from kvariant.render import write_reports  # noqa: E402
-from kvariant.report import compare_main  # noqa: E402
+from kvariant import cli  # noqa: E402
 
 from conftest import FIXTURES  # noqa: E402
 
@@ -280,19 +280,20 @@ def test_single_repeat_points_are_inconclusive():
     assert any("single run" in n for n in c.notes)
 
 
-def test_compare_main(tmp_path, capsys):
+def test_compare_command(tmp_path, capsys):
     results = tmp_path / "results"
     shutil.copytree(RUN_A, results / "20261121-220102")
-    assert compare_main(["20261121-220102"], None, 0.05, None, results_root=results) == 0
+    assert cli.main(["compare", "20261121-220102", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     run_dir = results / "20261121-220102"
     assert out.splitlines()[:3] == [str(run_dir / n) for n in ("report.md", "report.html", "report.json")]
     assert "| 4 | 17.3K ±20.0K | 39.3K ±10.0K | +127% (better) |" in out
     assert "regression: parallel-dio fio/xfs/randwrite-4k-nj2" in out
-    assert compare_main([RUN_A, RUN_B], tmp_path / "cmp", 0.05, None) == 0
+    assert cli.main(["compare", str(RUN_A), str(RUN_B), "--out", str(tmp_path / "cmp")]) == 0
     assert (tmp_path / "cmp" / "report.html").is_file()
-    with pytest.raises(ConfigError, match="no such run directory, nor a run id"):
-        compare_main(["nope"], None, 0.05, None, results_root=results)
+    capsys.readouterr()
+    assert cli.main(["compare", "nope", "--results", str(results)]) == 1
+    assert "no such run directory, nor a run id" in capsys.readouterr().err
 
 
 def test_reports_of_one_variant(tmp_path):
