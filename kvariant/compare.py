@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from . import stats, summary
 from .summary import RunSummary, repeat_iops
+from .workloads.xfstests import tally
 from .errors import ConfigError
 from .model import Status, VariantResult
 
@@ -53,8 +54,6 @@ def resolve_run_dir(arg: str | Path, results_root: Path) -> Path:
 # The comparison, as data
 
 STAGE_NAMES = ("apply", "build", "boot", "storage")
-BAD = ("fail", "error")
-NOT_RUN = ("skip", "missing")
 REFERENCE, IN_RUN, SAME_NAME = "reference", "in-run", "same-name"
 
 
@@ -207,7 +206,7 @@ class StatusChange:
         return cls(**d)
 
 
-XFSTESTS_KINDS = ("new_failures", "fixed", "now_run", "no_longer_run", "other")
+XFSTESTS_KINDS = tally.CHANGES
 
 
 @dataclasses.dataclass
@@ -419,12 +418,8 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
 
 def _xfstests_of(r: VariantResult) -> dict[str, dict[str, tuple[str, str]]]:
     """fstype -> test -> (status, message), for testcases xfstests/<fstype>/<dir>/<test>."""
-    out: dict[str, dict[str, tuple[str, str]]] = {}
-    for s in r.stages:
-        parts = s.name.split("/", 2)
-        if parts[0] == "xfstests" and len(parts) == 3 and "/" in parts[2]:
-            out.setdefault(parts[1], {})[parts[2]] = (s.status.value, s.message)
-    return out
+    return {f: {test: (s.status.value, s.message) for test, s in tests.items()}
+            for f, tests in tally.by_fstype(r.stages, tests_only=True).items()}
 
 
 def xfstests_delta(fstype: str, a: str, b: str, kind: str, ta: dict[str, tuple[str, str]],
@@ -433,18 +428,10 @@ def xfstests_delta(fstype: str, a: str, b: str, kind: str, ta: dict[str, tuple[s
     for test in sorted(set(ta) | set(tb)):
         sa, ma = ta.get(test, ("missing", ""))
         sb, mb = tb.get(test, ("missing", ""))
-        if sa == sb:
-            continue
-        if sb in BAD and sa not in BAD:
-            d.new_failures.append(StatusChange(test, sa, sb, mb))
-        elif sa in BAD and sb == "pass":
-            d.fixed.append(StatusChange(test, sa, sb, ma))
-        elif sa in NOT_RUN and sb == "pass":
-            d.now_run.append(StatusChange(test, sa, sb, ma))
-        elif sa not in NOT_RUN and sb in NOT_RUN:
-            d.no_longer_run.append(StatusChange(test, sa, sb, mb))
-        else:
-            d.other.append(StatusChange(test, sa, sb, mb))
+        moved = tally.change(sa, sb)
+        if moved is not None:  # the message of the side that did not pass
+            message = ma if moved in ("fixed", "now_run") else mb
+            getattr(d, moved).append(StatusChange(test, sa, sb, message))
     return d
 
 
@@ -615,16 +602,8 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
 
     xfs = {label: _xfstests_of(r) for label, r in labelled}
     fstypes = list(dict.fromkeys(f for x in xfs.values() for f in x))
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    key = {"pass": "passed", "fail": "failed", "skip": "skipped", "error": "errors"}
-    for f in fstypes:
-        counts[f] = {}
-        for label, by_f in xfs.items():
-            if f in by_f:
-                c = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
-                for st, _ in by_f[f].values():
-                    c[key[st]] += 1
-                counts[f][label] = c
+    counts = {f: {label: tally.counts(st for st, _ in by_f[f].values())
+                  for label, by_f in xfs.items() if f in by_f} for f in fstypes}
     # a variant without results on an fstype (no xfstests in that run, or
     # a failed boot) is not compared on it: all its tests would look new
     deltas = [xfstests_delta(f, p.a, p.b, p.kind, xfs[p.a][f], xfs[p.b][f])

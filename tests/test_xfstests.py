@@ -666,3 +666,13 @@ def test_a_failure_that_passes_on_the_rerun_is_flaky():
     assert not again.flaky and again.status == "fail" and "(failed 2 of 2 runs)" in again.message
     summary = xt.summarize({"baseline": [stage]})
     assert summary["xfs"]["variants"]["baseline"]["flaky"] == 1
+
+
+def test_one_rule_classifies_a_status_change():
+    from kvariant.workloads.xfstests.tally import change
+    assert [change("pass", b) for b in ("pass", "fail", "error", "skip", "missing")] == [
+        None, "new_failures", "new_failures", "no_longer_run", "no_longer_run"]
+    assert [change(a, "pass") for a in ("fail", "error", "skip", "missing")] == [
+        "fixed", "fixed", "now_run", "now_run"]
+    assert change("fail", "error") == "other" and change("skip", "fail") == "new_failures"
+    assert change("fail", "skip") == "no_longer_run"

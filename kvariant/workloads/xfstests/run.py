@@ -1,5 +1,5 @@
 """Driving xfstests in a guest, one ./check per test under a deadline the
-host enforces, and the run summary across variants."""
+host enforces."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ...config import XfstestsConfig
 from ...errors import StageError
@@ -204,47 +204,3 @@ def _write_summary(outdir: Path, results: list[StageResult]) -> None:
     tmp = outdir / "results.json.tmp"
     tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1))
     os.replace(tmp, outdir / "results.json")
-
-
-
-# Run summary
-
-
-_BAD = ("fail", "error")
-
-
-def summarize(results_by_variant: dict[str, list[StageResult]]) -> dict:
-    """Per fstype: passed/failed/skipped/errors per variant, and the tests
-    whose status differs between variants, new failures against the first
-    variant first, then fixes, then the rest."""
-    table: dict[str, dict[str, dict[str, str]]] = {}  # fstype -> test -> variant -> status
-    flaky: set[tuple[str, str]] = set()  # (test, variant): failed, then passed on a re-run
-    for variant, stages in results_by_variant.items():
-        for s in stages:
-            parts = s.name.split("/", 2)
-            if parts[0] != "xfstests" or len(parts) != 3:
-                continue
-            table.setdefault(parts[1], {}).setdefault(parts[2], {})[variant] = s.status.value
-            if s.figures.get("flaky"):
-                flaky.add((parts[2], variant))
-    variants = list(results_by_variant)
-    out: dict[str, Any] = {}
-    for fstype, tests in table.items():
-        counts = {v: {"passed": 0, "failed": 0, "skipped": 0, "errors": 0, "flaky": 0} for v in variants}
-        key = {"pass": "passed", "fail": "failed", "skip": "skipped", "error": "errors"}
-        for test, statuses in tests.items():
-            for v, st in statuses.items():
-                counts[v][key[st]] += 1
-                counts[v]["flaky"] += (test, v) in flaky
-        diffs = []
-        for test, statuses in sorted(tests.items()):
-            row = {v: statuses.get(v, "missing") for v in variants}
-            if len(set(row.values())) < 2:
-                continue
-            ref = row[variants[0]]
-            new = [v for v in variants[1:] if row[v] in _BAD and ref not in _BAD]
-            fixed = [v for v in variants[1:] if ref in _BAD and row[v] == "pass"]
-            diffs.append({"test": test, "statuses": row, "new_failures": new, "fixed": fixed})
-        diffs.sort(key=lambda d: (not d["new_failures"], not d["fixed"], d["test"]))
-        out[fstype] = {"variants": counts, "differences": diffs}
-    return out
