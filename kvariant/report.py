@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from .compare import Comparison, compare_runs, load_run
+from .compare import compare_runs, load_run
+from .comparison import Comparison
 from .errors import ResultsUnwritable
 from .model import Status, VariantResult
 from .render import write_reports
@@ -49,7 +50,7 @@ def apply_regressions(run: FinishedRun, against: Path | None, reference: str | N
     run *against* (same variant names) or against the variant *reference*
     of this run.  Returns the regressions; their testcases are rewritten in
     the JUnit files and summary.json."""
-    from .compare import IN_RUN, REFERENCE, regressions, regressions_since
+    from .comparison import IN_RUN, REFERENCE, regressions, regressions_since
     c = run_comparison(run, against, reference)
     if against is not None:
         old = c.runs[0].run_id

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .compare import Comparison, regressions
+from .comparison import Comparison, regressions
 from .model import StageResult, Status, VariantResult
 from .render.markdown import cover_tables
 from .render.text import noted_by_run, statistics_text

@@ -1,6 +1,6 @@
 """The passthrough proof, and comparisons of runs on disk (statistics,
 deltas, the reports), as pure functions."""
-from kvariant.compare import fmt_iops
+from kvariant.comparison import fmt_iops
 from kvariant.config import FuseConfig
 from kvariant.model import StageResult, Status, VariantResult
 from kvariant.workloads.targets import make_target
@@ -37,8 +37,8 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kvariant.compare import (Comparison, Patch, compare_runs, load_run, patch_change,  # noqa: E402
-                              regressions, xfstests_delta)
+from kvariant.compare import compare_runs, load_run, patch_change, xfstests_delta  # noqa: E402
+from kvariant.comparison import Comparison, Patch, regressions  # noqa: E402
 from kvariant.errors import ConfigError, KvariantError  # noqa: E402
 from kvariant.render import write_reports  # noqa: E402
 from kvariant import cli  # noqa: E402

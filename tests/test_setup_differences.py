@@ -7,7 +7,8 @@ import types
 
 from conftest import FIXTURES
 from kvariant import cli, config, stats
-from kvariant.compare import compare_runs, load_run, regressions, regressions_since
+from kvariant.compare import compare_runs, load_run
+from kvariant.comparison import regressions, regressions_since
 from kvariant.junit import write_junit
 from kvariant.model import VariantResult
 from kvariant.report import apply_regressions

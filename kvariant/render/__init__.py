@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..compare import Comparison
+from ..comparison import Comparison
 from ..junit import write_atomic
 from .html import comparison_html
 from .json import comparison_json

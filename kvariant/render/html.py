@@ -6,7 +6,7 @@ import base64
 import html
 
 from .. import stats
-from ..compare import Comparison, PointDelta, fmt_iops, regressions
+from ..comparison import Comparison, PointDelta, fmt_iops, regressions
 from .plots import plot_png
 from .text import (XFSTESTS_TITLES, basis_text, changes, changes_rows, delta_cell, fio_columns,
                    fio_groups, one_line, patch_change_summary, plural, noted_by_run, runs_lines,

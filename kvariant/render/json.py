@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..compare import Comparison
+from ..comparison import Comparison
 
 
 def comparison_json(c: Comparison) -> str:

@@ -3,7 +3,7 @@ cover-letter tables are the terminal's too."""
 
 from __future__ import annotations
 
-from ..compare import Comparison, regressions
+from ..comparison import Comparison, regressions
 from .text import (MAX_LISTED, XFSTESTS_TITLES, changes_rows, delta_cell, fio_columns, fio_groups,
                    one_line, patch_change_summary, plural, noted_by_run, runs_lines, sample_cell,
                    setup_lines, stage_rows, statistics_text, report_title, without)

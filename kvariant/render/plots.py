@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..compare import Comparison
+from ..comparison import Comparison
 from .text import fio_columns
 
 

@@ -4,7 +4,7 @@ cells, verdict rules, titles, the lists of what changed."""
 from __future__ import annotations
 
 from .. import stats
-from ..compare import STAGE_NAMES, Comparison, FioPoint, PointDelta, fmt_iops
+from ..comparison import STAGE_NAMES, Comparison, FioPoint, PointDelta, fmt_iops
 
 XFSTESTS_TITLES = {"new_failures": "new failures", "fixed": "now pass (fixed)",
                    "now_run": "now run and pass", "no_longer_run": "no longer run",
