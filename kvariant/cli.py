@@ -99,6 +99,11 @@ def parser() -> argparse.ArgumentParser:
                     help="with --against RUN: judge IOPS changes even when that run's setup differs")
     tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
 
+    _add_compare(sub)
+    return p
+
+
+def _add_compare(sub) -> None:
     cmp = sub.add_parser(
         "compare", help="compare variants of runs already on disk",
         description="Compare the variants of one run, or the same variants across runs "
@@ -123,7 +128,6 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, metavar="DIR",
                      help="where the reports go (default: the run's directory; for several "
                           "runs, compare-<ids>/ in the last one)")
-    return p
 
 
 def _slug(text: str) -> str:

@@ -237,6 +237,33 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     a run given twice) raises ConfigError.  Variants of runs whose setups
     differ (see :func:`kvariant.summary.setup_record`) get no better/worse
     verdict ("not compared") unless *force*."""
+    _check_runs(runs, threshold)
+    labelled = [(f"{run.run_id}:{r.name}" if len(runs) > 1 else r.name, run, r)
+                for run in runs for r in run.variants]
+    variants = [_variant(label, run, r) for label, run, r in labelled]
+    if not variants:
+        raise ConfigError(runs[0].path / "summary.json", "variants", "the run holds no variant")
+    ref = _reference(reference, variants)
+    pairs = _pairs(ref, variants)
+    results = [(label, r) for label, _, r in labelled]
+    points = _points(results)
+    settings = {r.run_id: r.setup for r in runs}
+    _judge(points, pairs, threshold, force, {v.label: settings[v.run_id] for v in variants})
+    counts, deltas = _xfstests_compared(results, pairs)
+    by_label = {v.label: v for v in variants}
+    changes = [patch_change(a, b, by_label[a].patches, by_label[b].patches)
+               for a, b in _patch_pairs(variants, pairs)]
+    infos = [RunInfo(r.run_id, str(r.path), r.accel.name, r.accel.reason, r.started,
+                     r.finished is not False, r.interrupted, r.fio_setup) for r in runs]
+    return Comparison(threshold=threshold, confidence=stats.CONFIDENCE, reference=ref, runs=infos,
+                      variants=variants, pairs=pairs, points=points, xfstests_counts=counts,
+                      xfstests=deltas, patch_changes=changes,
+                      notes=_notes(runs, points, ref, threshold),
+                      setup_differences=summary.describe_differences(settings) if len(runs) > 1 else [],
+                      forced=force)
+
+
+def _check_runs(runs: list[RunSummary], threshold: float) -> None:
     if not runs:
         raise ConfigError("compare", "", "expected at least one run")
     if not 0 < threshold < 1:
@@ -246,22 +273,12 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup:
         raise ConfigError(dup, "", "the same run is given twice")
-    several = len(runs) > 1
-    labelled: list[tuple[str, VariantResult]] = []
-    variants: list[Variant] = []
-    for run in runs:
-        for r in run.variants:
-            label = f"{run.run_id}:{r.name}" if several else r.name
-            labelled.append((label, r))
-            variants.append(_variant(label, run, r))
-    if not variants:
-        raise ConfigError(runs[0].path / "summary.json", "variants", "the run holds no variant")
-    ref = _reference(reference, variants)
-    pairs = _pairs(ref, variants)
 
-    points = _points(labelled)
-    settings = {r.run_id: r.setup for r in runs}
-    run_of = {v.label: v.run_id for v in variants}
+
+def _judge(points: list[FioPoint], pairs: list[Pair], threshold: float, force: bool,
+           setup_of: dict[str, dict]) -> None:
+    """Each point's deltas, one per pair that both sides measured;
+    *setup_of*: label -> the setup record of its run."""
     for p in points:
         for pair in pairs:
             a, b = p.samples.get(pair.a), p.samples.get(pair.b)
@@ -269,9 +286,13 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
                 continue
             diff = stats.welch(a, b)
             word, why = _setup_verdict(stats.verdict(diff, threshold), force, summary.setup_differences(
-                settings[run_of[pair.a]], settings[run_of[pair.b]]))
+                setup_of[pair.a], setup_of[pair.b]))
             p.deltas.append(PointDelta(pair.a, pair.b, pair.kind, diff, word, why))
 
+
+def _xfstests_compared(labelled: list[tuple[str, VariantResult]], pairs: list[Pair]
+                       ) -> tuple[dict[str, dict[str, dict[str, int]]], list[XfstestsDelta]]:
+    """The counts (fstype -> label -> counts) and each pair's differences."""
     xfs = {label: _xfstests_of(r) for label, r in labelled}
     fstypes = list(dict.fromkeys(f for x in xfs.values() for f in x))
     counts = {f: {label: tally.counts(st for st, _ in by_f[f].values())
@@ -280,14 +301,12 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     # a failed boot) is not compared on it: all its tests would look new
     deltas = [xfstests_delta(f, p.a, p.b, p.kind, xfs[p.a][f], xfs[p.b][f])
               for f in fstypes for p in pairs if f in xfs[p.a] and f in xfs[p.b]]
+    return counts, deltas
 
-    by_label = {v.label: v for v in variants}
-    changes = [patch_change(a, b, by_label[a].patches, by_label[b].patches)
-               for a, b in _patch_pairs(variants, pairs)]
 
+def _notes(runs: list[RunSummary], points: list[FioPoint], ref: str, threshold: float) -> list[str]:
     notes = []
-    differences = summary.describe_differences(settings) if several else []
-    if several:
+    if len(runs) > 1:
         notes += [f"Run {r.run_id} does not record its setup (an older summary): of it only the "
                   "accelerator is checked." for r in runs if not r.records_setup]
     for r in runs:
@@ -304,13 +323,7 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
         notes.append("The xfs target runs without FUSE, as a control: a change there ("
                      + ", ".join(moved) + ") that the patches cannot cause means the variants' "
                      "guests ran at different speeds, and the other targets' changes carry that too.")
-
-    infos = [RunInfo(r.run_id, str(r.path), r.accel.name, r.accel.reason, r.started,
-                     r.finished is not False, r.interrupted, r.fio_setup) for r in runs]
-    return Comparison(threshold=threshold, confidence=stats.CONFIDENCE, reference=ref, runs=infos,
-                      variants=variants, pairs=pairs, points=points, xfstests_counts=counts,
-                      xfstests=deltas, patch_changes=changes, notes=notes,
-                      setup_differences=differences, forced=force)
+    return notes
 
 
 def _setup_verdict(verdict: tuple[str, str], force: bool, differing: list[str]) -> tuple[str, str]:

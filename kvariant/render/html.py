@@ -98,7 +98,15 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
     """report.html: one self-contained file, the plots as data URIs."""
     if plots is None:
         plots = {(t, j): plot_png(c, t, j) for t, j, _ in fio_groups(c)}
-    cols = fio_columns(c)
+    out = [*_head(c), *_fio_section(c, plots), *_patches_section(c), *_xfstests_section(c),
+           *_stages_section(c)]
+    out.append('<p class="small">Written by kvariant compare; the same data is in report.json.</p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _head(c: Comparison) -> list[str]:
+    """The title, the runs, the reference and the regressions."""
     out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{_h(report_title(c))}</title><style>{CSS}</style></head><body>",
            f"<h1>{_h(report_title(c))}</h1>"]
@@ -106,14 +114,17 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
     out += [f'<p class="meta">{_h(line)}</p>' for line in runs_lines(c)]
     out.append(f'<p class="meta">Reference: <b>{_h(c.reference)}</b>; threshold '
                f'±{c.threshold * 100:g}%; 95% confidence intervals.</p>')
-
     regs = regressions(c)
     if regs:
         out.append('<div class="regressions"><b>Regressions</b> (an IOPS change judged worse, a new '
                    'xfstests failure):<ul>' + "".join(
                        f"<li>{_h(r.variant)}: <code>{_h(r.testcase)}</code>: {_h(one_line(r.message, 300))}</li>"
                        for r in regs) + "</ul></div>")
-    out.append("<h2>fio IOPS</h2>")
+    return out
+
+
+def _fio_section(c: Comparison, plots: dict[tuple[str, str], bytes]) -> list[str]:
+    out = ["<h2>fio IOPS</h2>"]
     groups = fio_groups(c)
     if not groups:
         out.append("<p>No fio figures in these runs.</p>")
@@ -130,27 +141,7 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
         out.append(f'<p class="note">{_h(n)}</p>')
     for target, job, title in groups:
         out.append(f'<h3>{_h(title)}</h3><div class="point">')
-        header = ["numjobs"]
-        for i, v in enumerate(cols):
-            header.append(f"<th>{_label_html(v)}</th>")
-            if i:
-                header.append("Δ" if len(cols) > 2 else f"Δ against {c.reference}")
-        rows = []
-        for p in [p for p in c.points if (p.target, p.job) == (target, job)]:
-            row = [f"<td>{p.numjobs}</td>"]
-            for i, v in enumerate(cols):
-                s = p.samples.get(v)
-                tip = "" if s is None else (f"runs: {', '.join(f'{x:.0f}' for x in s.runs)}; "
-                                            f"median {fmt_iops(s.median)}")
-                bad = p.status.get(v) not in ("pass", None)
-                row.append(f'<td title="{_h(tip)}">{_h(sample_cell(s))}'
-                           + (f" {_status_span(p.status[v])}" if s and bad else "")
-                           + (f'<br><span class="small">median {fmt_iops(s.median)}</span>' if s else "")
-                           + "</td>")
-                if i:
-                    row.append(_verdict_td(p.delta(c.reference, v)))
-            rows.append(row)
-        out.append(_html_table(header, rows, raw=True))
+        out.append(_point_table(c, target, job))
         png = plots.get((target, job))
         if png:
             out.append(f'<img alt="{_h(title)}: IOPS against numjobs" '
@@ -167,8 +158,37 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
                 + [f"<td>{_h(x)}</td>" for x in r[2:-1]] + [_verdict_td(d, d.verdict)]
                 for (_, d), r in zip(changes(c), crows)]
         out.append(_html_table(header, rows, raw=True))
+    return out
 
-    out.append("<h2>Patches</h2><ul>")
+
+def _point_table(c: Comparison, target: str, job: str) -> str:
+    """A row per numjobs: each variant's IOPS, and its verdict against the reference."""
+    cols = fio_columns(c)
+    header = ["numjobs"]
+    for i, v in enumerate(cols):
+        header.append(f"<th>{_label_html(v)}</th>")
+        if i:
+            header.append("Δ" if len(cols) > 2 else f"Δ against {c.reference}")
+    rows = []
+    for p in [p for p in c.points if (p.target, p.job) == (target, job)]:
+        row = [f"<td>{p.numjobs}</td>"]
+        for i, v in enumerate(cols):
+            s = p.samples.get(v)
+            tip = "" if s is None else (f"runs: {', '.join(f'{x:.0f}' for x in s.runs)}; "
+                                        f"median {fmt_iops(s.median)}")
+            bad = p.status.get(v) not in ("pass", None)
+            row.append(f'<td title="{_h(tip)}">{_h(sample_cell(s))}'
+                       + (f" {_status_span(p.status[v])}" if s and bad else "")
+                       + (f'<br><span class="small">median {fmt_iops(s.median)}</span>' if s else "")
+                       + "</td>")
+            if i:
+                row.append(_verdict_td(p.delta(c.reference, v)))
+        rows.append(row)
+    return _html_table(header, rows, raw=True)
+
+
+def _patches_section(c: Comparison) -> list[str]:
+    out = ["<h2>Patches</h2><ul>"]
     for v in c.variants:
         base = f" on {_h(v.base)}" if v.base else ""
         if not v.patches:
@@ -185,8 +205,11 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
             out.append(f"<li><b>{_label_html(ch.b)}</b> against {_label_html(ch.a)}: {_h(head)}"
                        + (f"<ul>{sub}</ul>" if sub else "") + "</li>")
         out.append("</ul>")
+    return out
 
-    out.append("<h2>xfstests</h2>")
+
+def _xfstests_section(c: Comparison) -> list[str]:
+    out = ["<h2>xfstests</h2>"]
     if not c.xfstests_counts:
         out.append("<p>No xfstests results in these runs.</p>")
     for fstype, by_label in c.xfstests_counts.items():
@@ -196,24 +219,32 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
                                  str(n["errors"])] for v, n in by_label.items()]))
         if without(c, fstype):
             out.append(f'<p class="small">No results, not compared: {_h(", ".join(without(c, fstype)))}</p>')
-        rows = []
-        for x in c.xfstests:
-            if x.fstype != fstype:
-                continue
-            for kind, title in XFSTESTS_TITLES.items():
-                for t in getattr(x, kind):
-                    colour = {"new_failures": "#b91c1c", "fixed": "#14532d"}.get(kind, "#374151")
-                    rows.append([f"<td>{_label_html(x.b)} against {_label_html(x.a)}</td>",
-                                 f'<td style="color:{colour};font-weight:600">{_h(title)}</td>',
-                                 f"<td>{_h(t.test)}</td>", f"<td>{_h(t.a)} → {_h(t.b)}</td>",
-                                 f"<td>{_h(one_line(t.message, 300))}</td>"])
+        rows = _xfstests_rows(c, fstype)
         if rows:
             out.append(_html_table(["compared", "change", "test", "status", "message"], rows,
                                    raw=True, cls="text"))
         else:
             out.append("<p>No test changed status.</p>")
+    return out
 
-    out.append("<h2>Stages</h2>")
+
+def _xfstests_rows(c: Comparison, fstype: str) -> list[list[str]]:
+    rows = []
+    for x in c.xfstests:
+        if x.fstype != fstype:
+            continue
+        for kind, title in XFSTESTS_TITLES.items():
+            for t in getattr(x, kind):
+                colour = {"new_failures": "#b91c1c", "fixed": "#14532d"}.get(kind, "#374151")
+                rows.append([f"<td>{_label_html(x.b)} against {_label_html(x.a)}</td>",
+                             f'<td style="color:{colour};font-weight:600">{_h(title)}</td>',
+                             f"<td>{_h(t.test)}</td>", f"<td>{_h(t.a)} → {_h(t.b)}</td>",
+                             f"<td>{_h(one_line(t.message, 300))}</td>"])
+    return rows
+
+
+def _stages_section(c: Comparison) -> list[str]:
+    out = ["<h2>Stages</h2>"]
     header, srows = stage_rows(c)
     out.append(_html_table(header, [[f"<td>{_h(r[0])}</td>"] + [f"<td>{_status_span(x)}</td>" for x in r[1:]]
                                     for r in srows], raw=True))
@@ -224,6 +255,4 @@ def comparison_html(c: Comparison, plots: dict[tuple[str, str], bytes] | None = 
                                 for v, f in failed], cls="text"))
     else:
         out.append("<p>No testcase failed.</p>")
-    out.append('<p class="small">Written by kvariant compare; the same data is in report.json.</p>')
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out

@@ -13,7 +13,6 @@ def plot_png(c: Comparison, target: str, job: str) -> bytes:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
 
     points = [p for p in c.points if (p.target, p.job) == (target, job)]
     numjobs = sorted({p.numjobs for p in points})
@@ -48,6 +47,20 @@ def plot_png(c: Comparison, target: str, job: str) -> bytes:
             ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o" if latest else "s",
                         markersize=5, linewidth=1.8, linestyle="-" if latest else "--",
                         capsize=4, elinewidth=1.2, label=label, zorder=3)
+    _axes(ax, numjobs)
+    ax.set_title(f"{target}: {job} IOPS (mean, 95% CI; dots: each run)", fontsize=10)
+    ax.legend(frameon=False, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              ncol=2 if len(cols) > 1 else 1)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.12)
+    return buf.getvalue()
+
+
+def _axes(ax, numjobs: list[int]) -> None:
+    """numjobs along x, IOPS (1.5K, 2M) from 0 up y, light grid, no box."""
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xticks(range(len(numjobs)), [str(n) for n in numjobs])
     ax.set_xlim(-0.5, len(numjobs) - 0.5)
     ax.set_xlabel("numjobs")
@@ -59,11 +72,3 @@ def plot_png(c: Comparison, target: str, job: str) -> bytes:
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.set_title(f"{target}: {job} IOPS (mean, 95% CI; dots: each run)", fontsize=10)
-    ax.legend(frameon=False, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2),
-              ncol=2 if len(cols) > 1 else 1)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.12)
-    return buf.getvalue()
-
