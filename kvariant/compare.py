@@ -109,7 +109,7 @@ def xfstests_delta(fstype: str, a: str, b: str, kind: str, ta: dict[str, tuple[s
 
 def patch_change(a: str, b: str, pa: list[Patch], pb: list[Patch]) -> PatchChange:
     """B's patches against A's (see :class:`PatchChange`)."""
-    c = PatchChange(a, b)
+    c = PatchChange(a, b, unchanged=[], changed=[], reworded=[], added=[], removed=[])
     left = list(pa)
     unmatched = []
     for p in pb:

@@ -170,7 +170,7 @@ XFSTESTS_KINDS = tally.CHANGES
 
 
 @dataclasses.dataclass
-class XfstestsDelta:
+class XfstestsDelta(_Record):
     """One fstype, B against A.  ``new_failures``: fail/error in B, not in A
     (A may have passed, skipped or not had the test); ``fixed``: A failed, B
     passes; ``now_run``: A skipped or lacked it, B passes; ``no_longer_run``:
@@ -190,11 +190,6 @@ class XfstestsDelta:
     def empty(self) -> bool:
         return not any(getattr(self, k) for k in XFSTESTS_KINDS)
 
-    def to_dict(self) -> dict:
-        d = {"fstype": self.fstype, "a": self.a, "b": self.b, "kind": self.kind}
-        d.update({k: [t.to_dict() for t in getattr(self, k)] for k in XFSTESTS_KINDS})
-        return d
-
     @classmethod
     def from_dict(cls, d: dict) -> "XfstestsDelta":
         return cls(fstype=d["fstype"], a=d["a"], b=d["b"], kind=d["kind"],
@@ -213,7 +208,7 @@ class Revised(_Record):
 
 
 @dataclasses.dataclass
-class PatchChange:
+class PatchChange(_Record):
     """The patches of B against A.  Patches are matched by subject: same
     subject and patch-id is unchanged, same subject and another patch-id is
     changed.  Of the rest, a removed and an added patch with the same
@@ -221,23 +216,15 @@ class PatchChange:
 
     a: str
     b: str
-    unchanged: list[Patch] = dataclasses.field(default_factory=list)
-    changed: list[Revised] = dataclasses.field(default_factory=list)
-    reworded: list[Revised] = dataclasses.field(default_factory=list)
-    added: list[Patch] = dataclasses.field(default_factory=list)
-    removed: list[Patch] = dataclasses.field(default_factory=list)
+    unchanged: list[Patch]
+    changed: list[Revised]
+    reworded: list[Revised]
+    added: list[Patch]
+    removed: list[Patch]
 
     @property
     def same(self) -> bool:
         return not (self.changed or self.reworded or self.added or self.removed)
-
-    def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b,
-                "unchanged": [p.to_dict() for p in self.unchanged],
-                "changed": [r.to_dict() for r in self.changed],
-                "reworded": [r.to_dict() for r in self.reworded],
-                "added": [p.to_dict() for p in self.added],
-                "removed": [p.to_dict() for p in self.removed]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatchChange":
