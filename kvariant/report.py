@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Protocol
 
 from .compare import compare_runs, load_run
-from .comparison import Comparison
+from .comparison import IN_RUN, REFERENCE, Comparison, Regression, regressions, regressions_since
 from .errors import ResultsUnwritable
+from .junit import write_junit
 from .model import Status, VariantResult
 from .render import write_reports
 
@@ -44,13 +45,12 @@ def write_run_reports(run: FinishedRun, against: Path | None = None, reference: 
     return c
 
 
-def apply_regressions(run: FinishedRun, against: Path | None, reference: str | None) -> list:
+def apply_regressions(run: FinishedRun, against: Path | None, reference: str | None) -> list[Regression]:
     """``--against``: fail the testcases that regressed (a significant IOPS
     drop beyond the threshold, a new xfstests failure) against the earlier
     run *against* (same variant names) or against the variant *reference*
     of this run.  Returns the regressions; their testcases are rewritten in
     the JUnit files and summary.json."""
-    from .comparison import IN_RUN, REFERENCE, regressions, regressions_since
     c = run_comparison(run, against, reference)
     if against is not None:
         old = c.runs[0].run_id
@@ -69,7 +69,6 @@ def apply_regressions(run: FinishedRun, against: Path | None, reference: str | N
             f"; {stage.message}" if stage.message and stage.status != Status.PASS else "")
         stage.status = Status.FAIL
         stage.figures["regression"] = True
-    from .junit import write_junit
     for result in run.results:
         if any(by_name.get(r.variant.rsplit(":", 1)[-1]) is result for r in regs):
             try:
