@@ -18,7 +18,7 @@ from .comparison import (IN_RUN, REFERENCE, SAME_NAME, STAGE_NAMES, Comparison, 
                          Pair, Patch, PatchChange, PointDelta, Revised, RunInfo, StatusChange, Variant,
                          XfstestsDelta)
 from .summary import RunSummary, repeat_iops
-from .workloads.xfstests import tally
+from . import tally
 from .errors import ConfigError
 from .model import Status, VariantResult
 

@@ -9,7 +9,7 @@ import dataclasses
 from typing import NamedTuple
 
 from . import stats
-from .workloads.xfstests import tally
+from . import tally
 
 
 def fmt_iops(v: float) -> str:

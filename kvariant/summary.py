@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from .errors import ConfigError, ResultsUnwritable
 from .junit import write_atomic
 from .model import Status, VariantResult
-from .workloads.xfstests import summarize as summarize_xfstests
+from .tally import summarize as summarize_xfstests
 
 SCHEMA = 1  # summary.json's layout; a summary without the key has layout 1
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a directory name, never a path

@@ -17,7 +17,7 @@ from .comparison import Comparison, regressions
 from .model import StageResult, Status, VariantResult
 from .render.markdown import cover_tables
 from .render.text import noted_by_run, statistics_text
-from .workloads.xfstests import summarize as summarize_xfstests
+from .tally import summarize as summarize_xfstests
 
 STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.ERROR: "bold magenta",
          Status.SKIP: "yellow"}

@@ -21,7 +21,8 @@ from conftest import PROJECT
 
 LAYERS = (
     # pure pieces
-    ("kvariant.errors", "kvariant.paths", "kvariant.model", "kvariant.stats", "kvariant.splats"),
+    ("kvariant.errors", "kvariant.paths", "kvariant.model", "kvariant.stats", "kvariant.splats",
+     "kvariant.twolevel", "kvariant.paired", "kvariant.calibration", "kvariant.tally"),
     # host tools, and the registries the config reads its names from
     ("kvariant.proc", "kvariant.tree", "kvariant.fuse", "kvariant.workloads.targets",
      "kvariant.workloads.storage", "kvariant.workloads.fusetrace"),
@@ -31,7 +32,9 @@ LAYERS = (
     ("kvariant.workloads.fio", "kvariant.workloads.xfstests", "kvariant.workloads.contention",
      "kvariant.build", "kvariant.guest", "kvariant.vm"),
     # a run, its results and reports
-    ("kvariant.runner", "kvariant.summary", "kvariant.junit", "kvariant.compare", "kvariant.report"),
+    # (the results side's own order is tests/test_layers.py's)
+    ("kvariant.runner", "kvariant.summary", "kvariant.junit", "kvariant.compare", "kvariant.comparison",
+     "kvariant.render", "kvariant.ui", "kvariant.report"),
     ("kvariant.cli",),
 )
 # packages whose modules import at the top only: the config, and the workload

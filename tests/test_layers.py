@@ -18,7 +18,7 @@ ABOVE = {
     "kvariant.render": RUN_SIDE | {"kvariant.ui", "kvariant.report"},
     "kvariant.ui": RUN_SIDE | {"kvariant.report"},
     "kvariant.report": RUN_SIDE | {"kvariant.ui"},
-    "kvariant.workloads.xfstests.tally": RUN_SIDE | {"kvariant.summary", "kvariant.compare"},
+    "kvariant.tally": RUN_SIDE | {"kvariant.summary", "kvariant.compare"},
 }
 
 

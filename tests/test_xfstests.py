@@ -669,7 +669,7 @@ def test_a_failure_that_passes_on_the_rerun_is_flaky():
 
 
 def test_one_rule_classifies_a_status_change():
-    from kvariant.workloads.xfstests.tally import change
+    from kvariant.tally import change
     assert [change("pass", b) for b in ("pass", "fail", "error", "skip", "missing")] == [
         None, "new_failures", "new_failures", "no_longer_run", "no_longer_run"]
     assert [change(a, "pass") for a in ("fail", "error", "skip", "missing")] == [

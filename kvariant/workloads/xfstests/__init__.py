@@ -34,7 +34,7 @@ from .guest import (GuestLayout, check_argv, guest_layout, guest_setup_script,
 from .results import (TestOutcome, outcome_to_stage, parse_check_log, parse_check_time,
                       parse_results)
 from .run import run_xfstests, test_command
-from .tally import summarize
+from ...tally import summarize
 
 __all__ = [
     "find_splats", "scan_splats", "splat_excerpt",

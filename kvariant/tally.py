@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ...model import StageResult
+from .model import StageResult
 
 BAD = ("fail", "error")
 NOT_RUN = ("skip", "missing")  # missing: the variant has no such testcase
