@@ -54,6 +54,12 @@ class GuestGone(StageError):
     remaining stages are skipped."""
 
 
+class KernelReport(GuestGone):
+    """The kernel printed a report that leaves the workload unable to finish
+    (a BUG, an oops, a hung task...) while a stage ran: the guest's command
+    was abandoned at once rather than waited for until its deadline."""
+
+
 class ResultsUnwritable(KvariantError):
     """The results directory cannot be written (disk full, read-only):
     nothing more can be recorded, so the run stops."""

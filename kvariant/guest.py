@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from .errors import GuestGone, StageError
+from .errors import GuestGone, KernelReport, StageError
 from .proc import Result
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Guest:
         self.conn = conn
         self.default_timeout = default_timeout
         self.key = key or ssh_key()
+        self.abandoned = ""  # why every command is abandoned now (see abandon)
+        self._running: set = set()  # the runners of commands under way
+        self._lock = threading.Lock()
         _OPEN.append(self)
 
     def argv(self, command: str) -> list[str]:
@@ -110,21 +114,27 @@ class Guest:
 
     def run(self, command: str, timeout: float | None = None, log: Path | None = None) -> Result:
         """Run *command* through the guest's shell.  A dropped connection is
-        a StageError (the guest is gone); a non-zero exit is data."""
+        a StageError (the guest is gone); a non-zero exit is data; once
+        abandon() was called, KernelReport."""
         timeout = timeout or self.default_timeout
         start = time.monotonic()
         try:
-            r = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+            r = self._wait(command, timeout)
             out = (r.stdout or "") + (r.stderr or "")
-            result = Result(self.argv(command), r.exited, time.monotonic() - start, out[-TAIL_CHARS:],
-                            stdout=r.stdout or "")
+            # a channel closed without an exit status: the deadline's own
+            # kill when it fired (invoke may miss that it did), else a drop
+            timed_out = r.exited == -1 and time.monotonic() - start >= timeout
+            result = Result(self.argv(command), None if timed_out else r.exited, time.monotonic() - start,
+                            out[-TAIL_CHARS:], timed_out=timed_out, stdout=r.stdout or "")
         except CommandTimedOut as e:
             out = (e.result.stdout or "") + (e.result.stderr or "")
             result = Result(self.argv(command), None, time.monotonic() - start, out[-TAIL_CHARS:],
                             timed_out=True, stdout=e.result.stdout or "")
         except (paramiko.SSHException, socket.error, EOFError, OSError) as e:
+            self._check_abandoned(command)
             raise GuestGone(f"the guest's SSH connection dropped during: {command[:80]}",
                             detail=f"{type(e).__name__}: {e}") from None
+        self._check_abandoned(command, out)
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a", encoding="utf-8") as f:
@@ -132,6 +142,38 @@ class Guest:
                 f.write(f"[exit {result.returncode}{' (timed out)' if result.timed_out else ''},"
                         f" {result.duration:.1f} s]\n")
         return result
+
+    def _wait(self, command: str, timeout: float):
+        """Start *command* and wait for it; abandon() closes its channel."""
+        self._check_abandoned(command)
+        promise = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False,
+                                asynchronous=True)
+        with self._lock:
+            self._running.add(promise.runner)
+        try:
+            if self.abandoned:  # abandoned while it started
+                promise.runner.kill()
+            return promise.join()
+        finally:
+            with self._lock:
+                self._running.discard(promise.runner)
+
+    def abandon(self, why: str) -> None:
+        """From any thread: stop waiting for the command under way (its
+        channel is closed) and refuse later ones; each raises KernelReport
+        with *why*.  For a guest whose kernel broke: the VM is stopped next."""
+        with self._lock:
+            self.abandoned = why
+            running = list(self._running)
+        for runner in running:
+            try:
+                runner.kill()
+            except Exception:  # noqa: BLE001 - a channel that is already gone
+                pass
+
+    def _check_abandoned(self, command: str, out: str = "") -> None:
+        if self.abandoned:
+            raise KernelReport(self.abandoned, detail=out[-TAIL_CHARS:], reproduce=command)
 
     def run_quiet(self, command: str, timeout: float) -> None:
         """Best effort (teardown): errors are ignored."""

@@ -21,15 +21,15 @@ from typing import Callable
 
 from .build import build_kernel, toolchain
 from .config import Config, Variant
-from .errors import GuestGone, InfraError, ResultsUnwritable, RunInterrupted, StageError
+from .errors import GuestGone, InfraError, KernelReport, ResultsUnwritable, RunInterrupted, StageError
 from .junit import write_junit
 from .model import StageResult, Status, VariantResult
 from .paths import PROJECT, short_hash, slug
 from .tree import Mirror, apply_series, patch_files, series_from_ref
-from .splats import find_splats, splat_excerpt
+from .splats import Splat, fatal, find_splats, first_fatal, splat_excerpt
 from .summary import RunSummary
 from .ui import UI
-from .vm import VM, BootFailed, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
+from .vm import VM, BootFailed, ConsoleWatch, console_tail, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
 from .workloads import fio, storage
 from .workloads import xfstests
 from .workloads.targets import make_target
@@ -37,7 +37,8 @@ from .workloads.targets import make_target
 log = logging.getLogger(__name__)
 
 STAGES = ("apply", "build", "boot", "storage")
-HANG_KINDS = ("hung", "stall", "lockup")  # reports that describe a hang rather than cause one
+HANG_ONLY = ("stall",)  # reports that describe a hang rather than cause one
+ABANDONED = "ended at once by the kernel's report"  # the message of a stage a report ended
 STAGE_LOGS = {"apply": "apply.log", "build": "build.log", "boot": "console.log", "storage": "guest.log"}
 
 
@@ -140,48 +141,82 @@ class VariantRun:
         return stage
 
     @contextlib.contextmanager
-    def measuring(self, stage: StageResult):
+    def measuring(self, stage: StageResult, keep_pass: bool = True):
         """Time *stage*, turn what goes wrong in the block into its status,
-        and record it.  Only an interrupt leaves the block as an exception."""
+        and record it (a passing one only with *keep_pass*).  While a guest
+        runs, its console is watched from the stage's start: a report that
+        ends a stage (splats.fatal) abandons the guest's command at once.
+        Only an interrupt leaves the block as an exception."""
         self.run.ui.begin(self.variant.name, stage.name)
         start = time.monotonic()
         interrupted = False
         # the kernel's messages while the stage runs, once there is a guest
         mark = self.vm.console_mark() if self.vm is not None and self.vm.guest is not None else None
+        watch = self.vm.watch(mark, self.abandon_guest) if mark is not None else None
         try:
-            try:
+            with watch or contextlib.nullcontext():
                 yield stage
-            except StageError as e:
-                raise self.as_guest_gone(e, stage.name) from None
-        except GuestGone as e:
-            stage.status = Status.ERROR
-            stage.message, stage.reproduce = e.message, e.reproduce
-            stage.detail = e.detail
-            if "--- console, last lines ---" not in stage.detail and self.vm is not None:
-                stage.detail += f"\n\n--- console, last lines ---\n{console_tail(self.vm.console)}"
-            self.gone = self.gone or f"the guest stopped answering during {stage.name}"
-        except BootFailed as e:
-            stage.status = Status.ERROR if e.hung else Status.FAIL
-            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
-        except StageError as e:
-            stage.status = Status.FAIL
-            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
         except (KeyboardInterrupt, Interrupted):
             stage.status, stage.message = Status.ERROR, "interrupted"
             interrupted = True
-        except InfraError as e:
-            stage.status, stage.message = Status.ERROR, str(e)
-        except Exception as e:  # a bug of ours: keep it in the result, go on
-            log.exception("stage %s of %s", stage.name, self.variant.name)
-            stage.status, stage.message = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - each kind becomes the stage's status
+            self.stage_failed(stage, e)
         stage.seconds = time.monotonic() - start
         if mark is not None and not interrupted:
-            self.fail_on_splats(stage, self.vm.console_since(mark))
-        self.record(stage)
+            self.judge_console(stage, mark, watch, start)
+        if keep_pass or stage.status != Status.PASS:
+            self.record(stage)
         if self.gone and self.vm is not None:
-            self.vm.stop()  # a hung or dead guest is of no more use
+            self.vm.stop()  # a hung, broken or dead guest is of no more use
         if interrupted:
             raise Interrupted()
+
+    def stage_failed(self, stage: StageResult, e: Exception) -> None:
+        """What an exception out of a stage makes of it."""
+        if isinstance(e, StageError):
+            e = self.as_guest_gone(e, stage.name)
+        if isinstance(e, GuestGone):
+            stage.status = Status.ERROR
+            stage.message, stage.reproduce = e.message, e.reproduce
+            if isinstance(e, KernelReport):
+                self.vm.settle()  # the rest of the report, still on its way
+            stage.detail = self.hang_detail(e.detail)
+            self.gone = self.gone or f"the guest stopped answering during {stage.name}"
+        elif isinstance(e, BootFailed):
+            stage.status = Status.ERROR if e.hung else Status.FAIL
+            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
+        elif isinstance(e, StageError):
+            stage.status = Status.FAIL
+            stage.message, stage.detail, stage.reproduce = e.message, e.detail, e.reproduce
+        elif isinstance(e, InfraError):
+            stage.status, stage.message = Status.ERROR, str(e)
+        else:  # a bug of ours: keep it in the result, go on
+            log.error("stage %s of %s", stage.name, self.variant.name, exc_info=e)
+            stage.status, stage.message = Status.ERROR, f"internal error: {type(e).__name__}: {e}"
+
+    def abandon_guest(self, splat: Splat) -> None:
+        """The console watch saw a report that ends the stage (called from
+        its thread): stop waiting for the guest."""
+        guest = self.vm.guest if self.vm is not None else None
+        if guest is not None:
+            log.warning("%s: %s: abandoning the guest's command", self.variant.name, splat.first_line)
+            guest.abandon(ABANDONED)
+
+    def judge_console(self, stage: StageResult, mark: int, watch: ConsoleWatch | None,
+                      start: float) -> None:
+        """The kernel's reports since *mark* fail the stage; one that ends a
+        stage also ends the guest: the VM is stopped and what remains of the
+        variant is skipped, naming the report.  When the watch ended the
+        stage, its figures say when the host saw the report (seconds into
+        the stage) and how long the verdict took after it."""
+        text = self.vm.console_since(mark)
+        self.fail_on_splats(stage, text)
+        report = first_fatal(text)
+        if report is not None:
+            self.gone = f"the kernel failed during {stage.name}: {report.first_line}"
+        if watch is not None and watch.found is not None:
+            stage.figures = {**stage.figures, "kernel_report_at_s": round(watch.seen - start, 1),
+                             "verdict_after_report_s": round(time.monotonic() - watch.seen, 1)}
 
     def as_guest_gone(self, e: StageError, what: str) -> StageError:
         """A failure while the guest's qemu is gone (a panic, a crash) is the
@@ -198,24 +233,21 @@ class VariantRun:
 
     @staticmethod
     def fail_on_splats(stage: StageResult, kernel_log: str) -> None:
-        """A kernel splat while the stage ran fails it: the splat's first
-        line leads the message, the reports are the body.  A workload that
-        missed its deadline or lost its guest stays an error unless a report
-        explains it (a BUG or a lockdep report before the hang: then it is a
-        failure); the hung-task and stall reports only describe a hang, and
-        a panic alone is the guest dying."""
+        """A kernel splat while the stage ran fails it, led by the report
+        that ended the stage (splats.fatal: a BUG, an oops, a panic, a hung
+        task...) or else by the first one; the reports are the body.  An RCU
+        stall alone only describes a hang: a stage that missed its deadline
+        (or lost its guest) with nothing more stays an error."""
         splats = find_splats(kernel_log)
         if not splats:
             return
-        # a report that explains a hang; a panic ends the guest: it is an
-        # error's cause only when a report came before it
-        causes = [x for x in splats if x.kind not in HANG_KINDS and not (
-            stage.status == Status.ERROR and x.first_line.startswith("Kernel panic"))]
         more = f" (+{len(splats) - 1} more)" if len(splats) > 1 else ""
-        if stage.status == Status.ERROR and not causes:
+        lead = next((x for x in splats if fatal(x)), None) or next(
+            (x for x in splats if x.kind not in HANG_ONLY), None)
+        if lead is None and stage.status == Status.ERROR:
             stage.message = f"{stage.message}; kernel: {splats[0].first_line}{more}"
         else:
-            first = (causes or splats)[0].first_line
+            first = (lead or splats[0]).first_line
             stage.message = f"kernel: {first}{more}" + (f"; {stage.message}" if stage.status != Status.PASS
                                                         and stage.message else "")
             stage.status = Status.FAIL
@@ -435,54 +467,61 @@ class VariantRun:
                 for p in points:
                     self.record(self.done[p])
                 continue
-            log_file = self.dir / "guest.log"
-            mark = self.vm.console_mark()
             try:
-                directory = target.start(self.vm.guest, log_file)
-                fio.prefill(self.vm.guest, directory, cfg, timeout=self.config.timeouts.prefill)
+                directory = self.prepare(target, points)
                 for n, point in zip(cfg.numjobs, points):
+                    if directory is None or self.gone:
+                        break
                     if point in self.done:
                         self.record(self.done[point])
                         continue
                     self.fio_point(target, point, directory, n)
-                    if self.gone:
-                        return
-            except StageError as e:  # the target's set-up: its points say why
-                e = self.as_guest_gone(e, f"{name}'s set-up")
-                status = Status.FAIL
-                detail = e.detail
-                if isinstance(e, GuestGone):
-                    status = Status.ERROR
-                    self.gone = self.gone or f"the guest stopped answering during {name}'s set-up"
-                    detail = self.hang_detail(e.detail)
-                done = {s.name for s in self.result.stages}
-                for point in points:
-                    if point not in done:
-                        stage = StageResult(point, status, message=e.message, detail=detail,
-                                            reproduce=e.reproduce, suite=f"fio.{name}")
-                        self.fail_on_splats(stage, self.vm.console_since(mark))
-                        self.record(stage)
-                if self.gone:
-                    self.vm.stop()
-                    return
             finally:
                 if not self.gone and self.vm.guest is not None:
                     try:
-                        target.stop(self.vm.guest, self.dir / "fio" / name, log_file)
+                        target.stop(self.vm.guest, self.dir / "fio" / name, self.dir / "guest.log")
                     except StageError as e:  # the guest is gone: the points say so already
                         log.warning("stopping target %s: %s", name, e.message)
 
+    def prepare(self, target, points: list[str]) -> str | None:
+        """A target's set-up and its prefill, each a testcase of its own
+        (fio/<target>/setup, fio/<target>/prefill) when it fails or the
+        kernel reports during it.  The target's directory, or None when a
+        step did not finish: the target's points are skipped then."""
+        directory = None
+        prefilled = False
+        suite, guest_log = f"fio.{target.name}", self.dir / "guest.log"
+        with self.measuring(StageResult(f"fio/{target.name}/setup", Status.PASS, suite=suite,
+                                        log="guest.log"), keep_pass=False):
+            directory = target.start(self.vm.guest, guest_log)
+        if directory is not None and not self.gone:
+            with self.measuring(StageResult(f"fio/{target.name}/prefill", Status.PASS, suite=suite,
+                                            log="guest.log"), keep_pass=False):
+                fio.prefill(self.vm.guest, directory, self.config.fio, timeout=self.config.timeouts.prefill)
+                prefilled = True
+        if prefilled and not self.gone:
+            return directory
+        if not self.gone:  # (a lost guest: every remaining testcase is skipped with the reason)
+            why = f"fio/{target.name}/{'prefill' if directory is not None else 'setup'} failed"
+            for point in points:
+                self.record(self.done.get(point) or StageResult(point, Status.SKIP, message=f"skipped: {why}",
+                                                                suite=suite))
+        return None
+
     def hang_detail(self, detail: str) -> str:
-        """After a deadline passed: the guest's blocked tasks (sysrq-w) when
-        it still answers, and the console's last lines."""
-        blocked = self.vm.blocked_tasks() if self.vm is not None else ""
+        """After a deadline passed or the kernel broke: the guest's blocked
+        tasks (sysrq-w) when its qemu still runs, and the console's last
+        lines."""
         parts = [detail] if detail else []
-        if blocked.strip():
-            parts.append(f"--- blocked tasks (sysrq-w) ---\n{blocked.strip()}")
-        else:
-            parts.append("--- blocked tasks: the guest did not answer a new SSH connection ---")
-        if self.vm is not None:
-            parts.append(f"--- console, last lines ---\n{console_tail(self.vm.console)}")
+        if self.vm is None:
+            return detail
+        if self.vm.alive():
+            blocked = self.vm.blocked_tasks()
+            if blocked.strip():
+                parts.append(f"--- blocked tasks (sysrq-w) ---\n{blocked.strip()}")
+            else:
+                parts.append("--- blocked tasks: the guest did not answer a new SSH connection ---")
+        parts.append(f"--- console, last lines ---\n{console_tail(self.vm.console)}")
         return "\n\n".join(parts)
 
     def fio_point(self, target, name: str, directory: str, numjobs: int) -> None:
@@ -499,11 +538,6 @@ class VariantRun:
                 counters, why = target.check(before, target.counters(self.vm.guest))
                 if why:
                     stage.status, stage.message = Status.FAIL, why
-            except StageError as e:
-                e = self.as_guest_gone(e, name)
-                if isinstance(e, GuestGone):
-                    e.detail = self.hang_detail(e.detail)
-                raise e from None
             finally:  # the figures of the runs that finished, whatever happened next
                 if runs:
                     stage.figures = {**summarize_runs(runs), **counters,
@@ -531,13 +565,33 @@ class VariantRun:
             policy["server"] = fuse.server
             self.result.info["xfstests_fuse_policy"] += f",server={fuse.server}"
         for fstype in cfg.fstypes:
-            self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
-            recorded: list[StageResult] = []
+            if self.gone:
+                break
+            self.xfstests_fstype(cfg, fstype, policy)
 
-            def on_result(stage: StageResult) -> None:  # each test in the JUnit as it ends
-                recorded.append(stage)
-                self.record(stage)
+    def xfstests_fstype(self, cfg, fstype: str, policy: dict) -> None:
+        """One fstype's tests, each in the JUnit as it ends.  The console is
+        watched while they run: a report that ends a stage abandons the
+        running test, which fails led by it; the tests after it are skipped
+        and the VM is stopped."""
+        self.run.ui.begin(self.variant.name, f"xfstests/{fstype}")
+        recorded: list[StageResult] = []
+        test_mark, test_start = self.vm.console_mark(), time.monotonic()
 
+        def ended(stage: StageResult) -> None:  # the first result after the watch fired
+            if watch.found is not None and not self.gone:
+                self.vm.settle()
+                stage.detail = self.hang_detail(stage.detail)
+                self.judge_console(stage, test_mark, watch, test_start)
+
+        def on_result(stage: StageResult) -> None:  # each test in the JUnit as it ends
+            nonlocal test_mark, test_start
+            ended(stage)
+            test_mark, test_start = self.vm.console_mark(), time.monotonic()
+            recorded.append(stage)
+            self.record(stage)
+
+        with self.vm.watch(test_mark, self.abandon_guest) as watch:
             try:
                 stages = xfstests.run_xfstests(
                     self.vm.guest, cfg, fstype, policy={"passthrough": True, **policy},
@@ -547,13 +601,16 @@ class VariantRun:
             except StageError as e:
                 stages = [StageResult(f"xfstests/{fstype}", Status.ERROR, message=e.message,
                                       detail=e.detail, reproduce=e.reproduce, suite=f"xfstests.{fstype}")]
+                ended(stages[0])
             except (KeyboardInterrupt, RunInterrupted):
                 self.record(StageResult(f"xfstests/{fstype}", Status.ERROR, message="interrupted",
                                         suite=f"xfstests.{fstype}"))
                 raise Interrupted()
-            for stage in stages:
-                if not any(stage is r for r in recorded):  # a set-up error, returned alone
-                    self.record(stage)
+        for stage in stages:
+            if not any(stage is r for r in recorded):  # a set-up error, returned alone
+                self.record(stage)
+        if self.gone:
+            self.vm.stop()
 
     def teardown(self) -> None:
         if self.vm is None:

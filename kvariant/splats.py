@@ -31,6 +31,15 @@ _SPLATS = [  # (kind, pattern); matched against a line without its timestamp
 ]
 _FOLLOW_ON = ("oops",)  # an Oops line right after a BUG line belongs to it
 INTENDED_KINDS = ("warning",)  # tests provoke WARN()s on purpose, never the other kinds
+# Reports after which the running workload cannot finish or the guest cannot
+# be trusted: the writer oopsed (its locks and iocbs are never released), a
+# task is blocked or a CPU spins, memory was corrupted, a deadlock is
+# predicted, or the kernel panicked.  A WARNING, a UBSAN report or an RCU
+# stall (TCG's slow vCPUs print those now and then) lets the workload go on.
+FATAL_KINDS = ("oops", "bug", "kasan", "lockdep", "lockup", "hung")
+# "BUG:" lines that are warnings in all but name: the kernel goes on
+_NOT_FATAL = re.compile(r"BUG: (sleeping function called from invalid context"
+                        r"|using (smp_processor_id|__this_cpu_\w+)\(\) in preemptible)")
 _END = re.compile(r"---\[ end (trace|Kernel panic)")
 
 
@@ -60,6 +69,17 @@ def find_splats(text: str) -> list[Splat]:
         open_splat = Splat(kind, line, i, min(len(lines), i + SPLAT_LINES))
         splats.append(open_splat)
     return splats
+
+
+def fatal(splat: Splat) -> bool:
+    """Whether *splat* leaves the workload unable to finish or the guest
+    unusable: the stage that sees it ends at once."""
+    return splat.kind in FATAL_KINDS and not _NOT_FATAL.search(splat.first_line)
+
+
+def first_fatal(text: str) -> Splat | None:
+    """The first report in *text* that ends a stage (see fatal()), or None."""
+    return next((s for s in find_splats(text) if fatal(s)), None)
 
 
 def scan_splats(text: str) -> list[str]:

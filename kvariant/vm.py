@@ -15,20 +15,27 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .errors import InfraError, StageError
 from .guest import Guest, ssh_key
 from .paths import cache_dir
 from .proc import base_env, virtme_path
-from .splats import scan_splats
+from .splats import Splat, first_fatal, scan_splats
 
 log = logging.getLogger(__name__)
 
 STOP_FILE = "/run/kvariant-stop"
 HOLD_LOOP = f"while [ ! -e {STOP_FILE} ]; do sleep 1; done"
 CONSOLE_TAIL = 60
+# The hung-task detector reports a task blocked for 20 s, checking every 5 s:
+# a deadlock is named 20-25 s after the first blocked write, well before any
+# stage's deadline (a kernel without CONFIG_DETECT_HUNG_TASK ignores these)
+KERNEL_ARGS = ("sysctl.kernel.hung_task_timeout_secs=20", "sysctl.kernel.hung_task_check_interval_secs=5")
+WATCH_INTERVAL = 1.0  # seconds between two looks at the console while a stage runs
 PLAIN_SHELL = r"sed -i 's#^\(root:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*\):.*#\1:/bin/sh#' /etc/passwd"
 
 
@@ -116,7 +123,7 @@ class VM:
     def start(self) -> None:
         self.port = free_port()
         self.argv = vng_argv(self.kernel_image, name=self.name, cpus=self.cpus,
-                             memory=self.memory, port=self.port, kvm=self.kvm)
+                             memory=self.memory, port=self.port, kvm=self.kvm, append=KERNEL_ARGS)
         self.console.parent.mkdir(parents=True, exist_ok=True)
         # (qemu's console opens the file afresh: the command goes to the log
         # and the variant's summary, not into console.log)
@@ -149,6 +156,22 @@ class VM:
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
+
+    def watch(self, mark: int, on_fatal: Callable[[Splat], None]) -> "ConsoleWatch":
+        """Watch the console from *mark* while a stage runs (a context
+        manager); see ConsoleWatch."""
+        return ConsoleWatch(self.console, mark, on_fatal)
+
+    def settle(self, quiet: float = 2.0, limit: float = 15.0) -> None:
+        """Wait until the console has been quiet for *quiet* seconds (a
+        report still being printed over the slow serial line), at most
+        *limit* seconds."""
+        end = time.monotonic() + limit
+        size, since = self.console_mark(), time.monotonic()
+        while time.monotonic() < end and time.monotonic() - since < quiet:
+            time.sleep(0.5)
+            if (now := self.console_mark()) != size:
+                size, since = now, time.monotonic()
 
     def panicked(self, mark: int = 0) -> str:
         """The panic line when the kernel panicked after *mark*, or ""."""
@@ -244,6 +267,58 @@ class VM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ConsoleWatch:
+    """While a stage runs, a thread reads the console from *mark* about once
+    a second (a stat, and a read only when it grew: nothing measurable next
+    to fio) and calls *on_fatal* once with the first report that ends a
+    stage (splats.fatal).  ``found`` is that report and ``seen`` the
+    monotonic time the host saw it."""
+
+    def __init__(self, console: Path, mark: int, on_fatal: Callable[[Splat], None],
+                 interval: float = WATCH_INTERVAL):
+        self.console, self.pos, self.on_fatal, self.interval = console, mark, on_fatal, interval
+        self.found: Splat | None = None
+        self.seen = 0.0
+        self._partial = b""  # a line not yet ended
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="console-watch", daemon=True)
+
+    def __enter__(self) -> "ConsoleWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.interval):
+            splat = self.check()
+            if splat is not None:
+                self.found, self.seen = splat, time.monotonic()
+                try:
+                    self.on_fatal(splat)
+                except Exception:  # noqa: BLE001 - the stage's own path reports it
+                    log.exception("ending the stage after %s", splat.first_line)
+                return
+
+    def check(self) -> Splat | None:
+        """Read what the console gained since the last look; the first
+        fatal report among its complete lines, or None."""
+        try:
+            size = self.console.stat().st_size
+            if size <= self.pos:
+                return None
+            with open(self.console, "rb") as f:
+                f.seek(self.pos)
+                data = self._partial + f.read(size - self.pos)
+        except OSError:
+            return None
+        self.pos = size
+        lines, _, self._partial = data.rpartition(b"\n")
+        return first_fatal(lines.decode(errors="replace")) if lines else None
 
 
 class BootFailed(StageError):

@@ -59,11 +59,38 @@ def test_a_hang_without_a_cause_stays_an_error():
     assert (s.status, s.message) == (Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
 
 
-def test_a_hung_task_report_describes_the_hang():
+def test_a_hung_task_report_names_the_deadlock():
+    """The hung-task detector named the blocked writers: a failure led by
+    its report, whether the watch ended the stage or its deadline did."""
+    for status, message in ((Status.ERROR, "ended at once by the kernel's report"),
+                            (Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")):
+        s = stage(status, message)
+        VariantRun.fail_on_splats(s, (SPLATS / "hung-task.txt").read_text())
+        assert s.status == Status.FAIL
+        assert s.message == f"kernel: INFO: task fio:1046 blocked for more than 20 seconds. (+3 more); {message}"
+        assert "blocked on an rw-semaphore likely owned by task fio:1047" in s.detail
+
+
+def test_a_panic_leads_the_guest_dying():
+    s = stage(Status.ERROR, "the guest died during fio/fuse-passthrough/randwrite-4k-nj2 (qemu exited; x)")
+    VariantRun.fail_on_splats(s, "[   70.1] Kernel panic - not syncing: fuse: kvariant fault injection\n")
+    assert s.status == Status.FAIL
+    assert s.message == ("kernel: Kernel panic - not syncing: fuse: kvariant fault injection; "
+                         "the guest died during fio/fuse-passthrough/randwrite-4k-nj2 (qemu exited; x)")
+
+
+def test_a_fatal_report_leads_an_earlier_warning():
+    text = (SPLATS / "warn-on-write.txt").read_text() + (SPLATS / "bug-on-write.txt").read_text()
+    s = stage(Status.ERROR, "ended at once by the kernel's report")
+    VariantRun.fail_on_splats(s, text)
+    assert s.message.startswith("kernel: kernel BUG at fs/fuse/passthrough.c:74! (+3 more); ended at once")
+
+
+def test_an_rcu_stall_alone_only_describes_a_hang():
     s = stage(Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
-    VariantRun.fail_on_splats(s, (SPLATS / "hung-task.txt").read_text())
+    VariantRun.fail_on_splats(s, "[  99.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n")
     assert s.status == Status.ERROR
-    assert s.message.startswith("fio randwrite-4k-nj2: no answer within its deadline of 60 s; kernel: INFO: task ")
+    assert s.message.endswith("; kernel: rcu: INFO: rcu_preempt self-detected stall on CPU")
 
 
 def test_no_splat_changes_nothing():

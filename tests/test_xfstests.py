@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from kvariant.errors import ConfigError, StageError
+from kvariant.errors import ConfigError, KernelReport, StageError
 from kvariant.model import StageResult, Status
 from kvariant.proc import Result
 from kvariant.workloads import xfstests as xt
@@ -507,7 +507,8 @@ def _testcases(result_xml: Path) -> dict[str, str]:
 class PlaybackGuest:
     """A guest whose file system is a directory and whose ./check calls
     play back a fixture's results per test: "ok" (the fixture's result),
-    "hang" (the host deadline passes), "die" (SSH drops), or "splat" (the
+    "hang" (the host deadline passes), "die" (SSH drops), "broken" (the
+    host abandoned the command at a kernel report) or "splat" (the
     fixture's result plus a hung task report in the kernel log)."""
 
     def __init__(self, root: Path, fixture: Path, plan: dict[str, str], listing: list[str]):
@@ -541,6 +542,8 @@ class PlaybackGuest:
         what = self.plan[test]
         if what == "die":
             raise StageError(f"lost the guest's SSH connection during: {command[:80]}")
+        if what == "broken":  # the console watch abandoned the command: a BUG on the console
+            raise KernelReport("ended at once by the kernel's report", reproduce=command)
         if what == "hang":
             return Result(["ssh", command], None, timeout, "generic/005 ", timed_out=True)
         self.results.mkdir(parents=True, exist_ok=True)
@@ -565,6 +568,25 @@ class PlaybackGuest:
 
     def run_quiet(self, command, timeout):
         self.commands.append(command)
+
+
+def test_a_kernel_report_ends_the_run_at_its_test(tmp_path):
+    """The host abandoned generic/003's ./check at a BUG on the console:
+    that test errors (the runner then makes it a failure led by the
+    report), the tests after it are not run, no command follows."""
+    plan = {"generic/002": "ok", "generic/003": "broken", "generic/005": "ok"}
+    fixture = tmp_path / "fixture"
+    shutil.copytree(FAIL_NOTRUN, fixture)
+    guest = PlaybackGuest(tmp_path / "guest", fixture, plan, list(plan))
+    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60)
+    results = xt.run_xfstests(guest, cfg, "xfs", policy={}, outdir=tmp_path / "out", python="python3",
+                              project_dir="/p", timeout_per_test=0, log=tmp_path / "x.log")
+    by = {r.name: r for r in results}
+    assert by["xfstests/xfs/generic/003"].status == Status.ERROR
+    assert by["xfstests/xfs/generic/003"].message == "ended at once by the kernel's report during generic/003"
+    assert (by["xfstests/xfs/generic/005"].status, by["xfstests/xfs/generic/005"].message) == (
+        Status.SKIP, "not run: ended at once by the kernel's report during generic/003")
+    assert "./check -R xunit generic/003" in guest.commands[-1]  # nothing after the abandoned one
 
 
 def test_runner_one_check_per_test_goes_on_after_a_hang(tmp_path):

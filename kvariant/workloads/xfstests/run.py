@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import XfstestsConfig
-from ...errors import StageError
+from ...errors import KernelReport, StageError
 from ...model import StageResult, Status
 from .config import CHECK_OVERHEAD, KILL_GRACE
 from .guest import (GuestLayout, _release_steps, guest_layout, guest_setup_script,
@@ -165,7 +165,8 @@ def _run_one(guest, cfg, lay: GuestLayout, test: str, n: int, per_test: float,
     try:
         res = guest.run(cmd, timeout=deadline + KILL_GRACE + 60, log=log)
     except StageError as e:
-        lost = f"the guest's SSH connection was lost during {test}"
+        lost = (f"{e.message} during {test}" if isinstance(e, KernelReport)
+                else f"the guest's SSH connection was lost during {test}")
         return _error(lay.fstype, test, lost, e.detail, reproduce,
                       seconds=time.monotonic() - start), lost
     timed_out = res.timed_out or res.returncode in (124, 137)
