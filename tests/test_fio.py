@@ -3,7 +3,7 @@ import pytest
 
 from conftest import FIXTURES
 from kvariant.config import FioConfig
-from kvariant.runner import summarize_runs
+from kvariant.workload_stages import summarize_runs
 from kvariant.workloads import fio, storage
 from kvariant.config import NullBlkConfig
 
