@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def vng_argv(kernel_image: Path, *, name: str, cpus: int, memory: str, port: int,
-             kvm: bool, append: tuple[str, ...] = ()) -> list[str]:
+             kvm: bool, append: tuple[str, ...] = KERNEL_ARGS) -> list[str]:
     argv = [
         "vng", "--run", str(kernel_image), "--name", name,
         "--cpus", str(cpus), "--memory", memory,
@@ -123,7 +123,7 @@ class VM:
     def start(self) -> None:
         self.port = free_port()
         self.argv = vng_argv(self.kernel_image, name=self.name, cpus=self.cpus,
-                             memory=self.memory, port=self.port, kvm=self.kvm, append=KERNEL_ARGS)
+                             memory=self.memory, port=self.port, kvm=self.kvm)
         self.console.parent.mkdir(parents=True, exist_ok=True)
         # (qemu's console opens the file afresh: the command goes to the log
         # and the variant's summary, not into console.log)

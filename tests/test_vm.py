@@ -11,6 +11,10 @@ def test_vng_argv():
         assert argv[i:i + 2] == pair
     assert "--ssh-tcp" in argv and "--disable-kvm" in argv
     assert argv[-2] == "--exec" and vm.STOP_FILE in argv[-1]
+    # the hung-task detector names a deadlock after 20 s, checked every 5 s
+    i = argv.index("--append")
+    assert argv[i:i + 4] == ["--append", "sysctl.kernel.hung_task_timeout_secs=20",
+                             "--append", "sysctl.kernel.hung_task_check_interval_secs=5"]
     assert "--disable-kvm" not in vm.vng_argv("/k", name="n", cpus=1, memory="1G", port=1, kvm=True)
 
 
