@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .model import Status, VariantResult
 
 POINT = re.compile(r"^fio/(?P<target>[^/]+)/(?P<name>.+)-nj(?P<nj>\d+)$")
+CONTENTION = re.compile(r"^contention_(fuse|xfs)_(write|read)_waits_per_s$")  # contention.fuse_figures
 
 
 # Runs on disk
@@ -81,6 +82,9 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
             p.samples[label] = stats.sample(_runs_of(s.figures))
             p.status[label] = s.status.value
+            waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
+            if waits:
+                p.contention[label] = waits
             note = s.figures.get("note")
             if note and note not in p.notes:
                 p.notes.append(str(note))

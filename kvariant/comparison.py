@@ -131,6 +131,8 @@ class FioPoint:
     status: dict[str, str]  # label -> the point's testcase status
     notes: list[str]
     deltas: list[PointDelta]
+    # label -> the traced run's waits per second on the FUSE and XFS locks
+    contention: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def testcase(self) -> str:
@@ -144,14 +146,16 @@ class FioPoint:
                 "testcase": self.testcase,
                 "samples": {k: s.to_dict() for k, s in self.samples.items()},
                 "status": dict(self.status), "notes": list(self.notes),
-                "deltas": [d.to_dict() for d in self.deltas]}
+                "deltas": [d.to_dict() for d in self.deltas],
+                "contention": {k: dict(v) for k, v in self.contention.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FioPoint":
         return cls(target=d["target"], job=d["job"], numjobs=d["numjobs"],
                    samples={k: stats.Sample.from_dict(s) for k, s in d["samples"].items()},
                    status=dict(d["status"]), notes=list(d["notes"]),
-                   deltas=[PointDelta.from_dict(x) for x in d["deltas"]])
+                   deltas=[PointDelta.from_dict(x) for x in d["deltas"]],
+                   contention={k: dict(v) for k, v in d.get("contention", {}).items()})
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ import time
 
 from .errors import RunInterrupted, StageError
 from .model import StageResult, Status
-from .workloads import fio, xfstests
+from .workloads import contention, fio, xfstests
 from .paths import PROJECT
 from .workloads.targets import make_target
 
@@ -89,6 +89,10 @@ class WorkloadStages:
                 counters, why = target.check(before, target.counters(self.vm.guest))
                 if why:
                     stage.status, stage.message = Status.FAIL, why
+                if cfg.contention:  # after the measured runs: tracing costs IOPS
+                    counters.update(contention.traced_run(
+                        self.vm.guest, directory, cfg, numjobs, self.dir / "fio" / target.name,
+                        timeout, f"{target.name}-nj{numjobs}"))
             finally:  # the figures of the runs that finished, whatever happened next
                 if runs:
                     stage.figures = {**summarize_runs(runs), **counters,

@@ -128,3 +128,26 @@ def test_fuse_figures_sum_the_sites_by_layer_and_mode():
     assert f["contention_fuse_write_wait_us_mean"] == 100.0
     assert f["contention_fuse_read_waits_per_s"] == 0.0 and "contention_fuse_read_wait_us_mean" not in f
     assert f["contention_xfs_read_waits_per_s"] == 1.0 and f["contention_xfs_read_wait_us_mean"] == 10.0
+
+
+def test_report_shows_lock_waits_per_variant(tmp_path):
+    """A point's contention figures reach the comparison (and report.json)
+    and report.md's "Lock contention" table, per variant."""
+    from kvariant import config
+    from kvariant.comparison import FioPoint
+    from kvariant.compare import CONTENTION
+    from kvariant.render.markdown import _contention_lines
+    assert CONTENTION.match("contention_fuse_write_waits_per_s")
+    assert not CONTENTION.match("contention.fuse_passthrough_write_iter.write_waits_per_s")
+    p = FioPoint("fuse-passthrough", "randwrite-4k", 2, samples={}, status={}, notes=[], deltas=[],
+                 contention={"baseline": {"contention_fuse_write_waits_per_s": 412.5},
+                             "parallel-dio": {"contention_fuse_write_waits_per_s": 0.0}})
+    assert FioPoint.from_dict(p.to_dict()) == p
+
+    class C:  # the two attributes the table reads
+        points = [p]
+        labels = ["baseline", "parallel-dio"]
+    text = "\n".join(_contention_lines(C()))
+    assert "| fuse-passthrough nj2 | baseline | 412.5 | 0 | 0 | 0 |" in text
+    assert "| fuse-passthrough nj2 | parallel-dio | 0 | 0 | 0 | 0 |" in text
+    assert config.FioConfig().contention is True

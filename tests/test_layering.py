@@ -33,7 +33,8 @@ LAYERS = (
      "kvariant.build", "kvariant.guest", "kvariant.vm"),
     # a run, its results and reports
     # (the results side's own order is tests/test_layers.py's)
-    ("kvariant.runner", "kvariant.summary", "kvariant.junit", "kvariant.compare", "kvariant.comparison",
+    ("kvariant.runner", "kvariant.workload_stages", "kvariant.summary", "kvariant.junit", "kvariant.compare",
+     "kvariant.comparison",
      "kvariant.render", "kvariant.ui", "kvariant.report"),
     ("kvariant.cli",),
 )

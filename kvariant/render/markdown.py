@@ -122,6 +122,26 @@ def _failed_lines(c: Comparison) -> list[str]:
 
 
 
+LOCKS = (("fuse", "write"), ("fuse", "read"), ("xfs", "write"), ("xfs", "read"))
+
+
+def _contention_lines(c: Comparison) -> list[str]:
+    """Lock waits per second in each point's traced run, per variant: the
+    FUSE inode lock (sites in fs/fuse) and the backing XFS, by mode."""
+    points = [p for p in c.points if p.contention]
+    if not points:
+        return []
+    header = ["point", "variant", *[f"{layer} {mode} waits/s" for layer, mode in LOCKS]]
+    rows = [[f"{p.target} nj{p.numjobs}", label,
+             *[f"{p.contention[label].get(f'contention_{layer}_{mode}_waits_per_s', 0):g}"
+               for layer, mode in LOCKS]]
+            for p in points for label in c.labels if label in p.contention]
+    return ["## Lock contention", "",
+            "Sleeping-lock waits per second in one short traced fio run of each point, after "
+            "the measured runs (lock:contention_begin/end; per-site figures are in the JUnit "
+            "and report.json).", "", md_table(header, rows), ""]
+
+
 def comparison_markdown(c: Comparison) -> str:
     """report.md: plain markdown to paste into a patch cover letter."""
     out = [f"# {report_title(c)}", ""]
@@ -151,6 +171,7 @@ def comparison_markdown(c: Comparison) -> str:
         out += [f"Note: {n}", ""]
     if tables:
         out += ["### Changes with their 95% confidence intervals", "", md_table(*changes_rows(c))]
+    out += _contention_lines(c)
     out += ["## Patches", "", *_patch_lines(c), ""]
     out += ["## xfstests", "", *_xfstests_lines(c), ""]
     out += ["## Stages", "", md_table(*stage_rows(c)), *_failed_lines(c), ""]
