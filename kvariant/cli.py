@@ -100,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
 
     _add_compare(sub)
+    _add_calibrate(sub)
     return p
 
 
@@ -128,6 +129,27 @@ def _add_compare(sub) -> None:
     cmp.add_argument("--out", type=Path, metavar="DIR",
                      help="where the reports go (default: the run's directory; for several "
                           "runs, compare-<ids>/ in the last one)")
+
+
+def _add_calibrate(sub) -> None:
+    cal = sub.add_parser(
+        "calibrate", help="noise and false calls of runs already on disk (A/A), or power",
+        description="From runs on disk, each variant's guest a boot and its repeats the runs: per "
+                    "fio point the run and boot CVs, Kalibera-Jones' optimal runs per boot, the "
+                    "boots a ±15%% interval would take, and the verdicts over every pair of boots "
+                    "(today's Welch on runs, and the two-level ratio of means).  One kernel (one "
+                    "commit as several variants): the A/A false-call rate.  Two kernels: power, "
+                    "the rate of 'better' (B against the first run's first kernel).  Writes "
+                    "calibrate.md and calibrate.json.")
+    cal.add_argument("runs", nargs="+", metavar="RUN", help="a run directory, or a run id under RESULTS")
+    cal.add_argument("--results", type=Path, metavar="DIR",
+                     help="where run ids are looked up (default: results/ beside pipeline.py)")
+    cal.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+                     help="smallest change called better or worse (default 0.05 = 5%%)")
+    cal.add_argument("--force", action="store_true", help="calibrate across runs whose setups differ")
+    cal.add_argument("--out", type=Path, metavar="DIR",
+                     help="where calibrate.md and calibrate.json go (default: the run's directory; "
+                          "for several runs, calibrate-<ids>/ in the last one)")
 
 
 def _slug(text: str) -> str:
@@ -272,6 +294,33 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """``calibrate RUN...``: writes calibrate.md and calibrate.json, prints
+    where they went and the short table."""
+    import json
+
+    from .calibrate import calibrate, markdown, summary_lines
+    from .compare import load_run, resolve_run_dir
+    from .junit import write_atomic
+
+    root = (args.results or PROJECT / "results").expanduser()
+    dirs = [resolve_run_dir(d, root) for d in args.runs]
+    runs = [load_run(d) for d in dirs]
+    c = calibrate(runs, threshold=args.threshold, force=args.force)
+    out = args.out or (dirs[0] if len(dirs) == 1 else
+                       dirs[-1] / ("calibrate-" + "+".join(r.run_id for r in runs[:-1])))
+    files = [(out / "calibrate.md", markdown(c)),
+             (out / "calibrate.json", json.dumps(c.to_dict(), indent=2) + "\n")]
+    try:
+        for path, text in files:
+            write_atomic(path, text)
+    except OSError as e:
+        raise ResultsUnwritable(f"{out}: cannot write the calibration: {e.strerror or e}") from None
+    for line in [*(str(p) for p, _ in files), *summary_lines(c)]:
+        print(line)
+    return 0
+
+
 def _against(value: str | None, cfg, results_root: Path) -> tuple[Path | None, str | None]:
     """--against, checked before the run starts: (an earlier run's
     directory, or a variant of this run); "last" is looked up at the end."""
@@ -397,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_try(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
     except KvariantError as e:
         print(f"kvariant: error: {e}", file=sys.stderr)
         return e.exit_code

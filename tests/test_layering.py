@@ -34,7 +34,7 @@ LAYERS = (
     # a run, its results and reports
     # (the results side's own order is tests/test_layers.py's)
     ("kvariant.runner", "kvariant.workload_stages", "kvariant.summary", "kvariant.junit", "kvariant.compare",
-     "kvariant.comparison",
+     "kvariant.comparison", "kvariant.calibrate",
      "kvariant.render", "kvariant.ui", "kvariant.report"),
     ("kvariant.cli",),
 )

@@ -1,0 +1,450 @@
+"""Calibration from runs on disk: how noisy is a kernel against itself, and
+how often is a known gain shown?
+
+Each variant's guest is one *boot* and its repeats at a fio point are the
+*runs* of that boot (the two levels of :mod:`kvariant.twolevel`).  Variants
+are grouped into kernels by the commit their summary records:
+
+* one kernel (the same commit as several variants, in one run or several):
+  the **A/A** case.  Every better/worse verdict between two of its boots is
+  false; :func:`calibrate` counts them over all pairs of boots, within a
+  run and across runs.
+* two kernels (baseline and a series, in several runs): **power**.  Every
+  pair of an A boot and a B boot is compared, B against A, and the rate of
+  'better' and the median interval half-width are counted.
+
+Each pair is judged twice: by today's verdict (:func:`kvariant.stats.welch`
+on the runs of the two boots, as ``compare`` does) and by the verdict of
+:mod:`kvariant.twolevel` (:func:`~kvariant.twolevel.ratio_of_means` and
+:func:`~kvariant.twolevel.change_verdict`); with one boot a side each run is
+a unit there, so that comparison is the log-scale Welch interval on runs.
+Rates carry their Clopper-Pearson 95% interval; pairs share boots, so the
+interval is optimistic.
+
+Per kernel and point it also gives the variance components (run CV with its
+chi-square 95% interval, boot CV), Kalibera & Jones' optimal runs per boot
+from the measured costs (a boot: the ``boot`` and ``storage`` stages; a run:
+the point's stage seconds over its repeats) and the boots per variant a
+change's interval of ±15% would take.  Pure: summaries in, a
+:class:`Calibration` out; bad input is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import statistics
+from collections.abc import Sequence
+
+from scipy import stats as _sp
+
+from . import stats
+from .calibration import Rate, rate
+from .compare import POINT
+from .errors import ConfigError
+from .model import VariantResult
+from .summary import RunSummary, describe_differences, repeat_iops
+from .twolevel import (boots_needed, change_verdict, optimal_runs, ratio_of_means,
+                       variance_components)
+
+AA, POWER = "A/A", "power"
+HALF_WIDTH = 0.15  # the change's 95% half-width boots_needed sizes for
+BOOT_STAGES = ("boot", "storage")  # what one more boot costs apart from its runs
+CALLS = (stats.BETTER, stats.WORSE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Boot:
+    """One guest's runs at one point."""
+
+    run_id: str
+    variant: str
+    kernel: str
+    runs: tuple[float, ...]
+    run_seconds: float | None  # the point's stage seconds / its repeats
+    boot_seconds: float | None  # the boot and storage stages
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id}:{self.variant}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """Variants that ran one commit: ``label`` is the first one's name."""
+
+    label: str
+    commit: str
+    variants: tuple[str, ...]  # RUNID:variant
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """One kernel at one point: its variance components and what they cost."""
+
+    kernel: str
+    boots: int
+    runs: int
+    mean: float
+    run_cv: float | None
+    run_cv_ci: tuple[float, float] | None  # chi-square 95% interval of the run CV
+    boot_cv: float | None
+    spread: float  # (max - min) / median over all runs
+    boot_seconds: float | None
+    run_seconds: float | None
+    optimal_runs: int | None
+    optimal_note: str
+    boots_needed_now: int | None  # at the runs per boot measured
+    boots_needed_optimal: int | None  # at the optimal runs per boot
+
+
+@dataclasses.dataclass(frozen=True)
+class Calls:
+    """The verdicts of one method over the pairs: ``better`` and ``worse``
+    rates, ``called`` the rate of either, ``median_half_width_pct`` over the
+    pairs that had an interval."""
+
+    method: str
+    better: Rate
+    worse: Rate
+    called: Rate
+    median_half_width_pct: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PointCalibration:
+    target: str
+    name: str
+    numjobs: int
+    noise: tuple[Noise, ...]
+    pairs: int
+    today: Calls
+    twolevel: Calls
+
+    @property
+    def label(self) -> str:
+        return f"{self.target} nj{self.numjobs}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    mode: str  # AA or POWER
+    threshold: float
+    run_ids: tuple[str, ...]
+    kernels: tuple[Kernel, ...]
+    points: tuple[PointCalibration, ...]
+    today: Calls | None  # over every point's pairs
+    twolevel: Calls | None
+    notes: tuple[str, ...]
+    setup_differences: tuple[str, ...]
+    forced: bool
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- the kernels and their boots -------------------------------------------
+
+def _commit(v: VariantResult) -> str:
+    return str(v.info.get("commit") or "")
+
+
+def kernels_of(runs: Sequence[RunSummary]) -> tuple[list[Kernel], list[str]]:
+    """The kernels of *runs* by recorded commit, in order of first
+    appearance, and notes on variants that recorded none (each is then its
+    own kernel, by name)."""
+    found: dict[str, list[str]] = {}
+    notes = []
+    for run in runs:
+        for v in run.variants:
+            key = _commit(v) or f"variant {v.name}"
+            if not _commit(v):
+                notes.append(f"{run.run_id}:{v.name} records no commit: it is taken as a kernel "
+                             "of its own name")
+            found.setdefault(key, []).append(f"{run.run_id}:{v.name}")
+    kernels: list[Kernel] = []
+    for key, labels in found.items():
+        commit = "" if key.startswith("variant ") else key
+        label = labels[0].split(":", 1)[1]
+        if any(k.label == label for k in kernels):  # one name, another commit in another run
+            label = f"{label}@{commit[:12]}"
+        kernels.append(Kernel(label, commit, tuple(labels)))
+    return kernels, notes
+
+
+def _stage_seconds(v: VariantResult, names: Sequence[str]) -> float | None:
+    found = [s.seconds for s in v.stages if s.name in names]
+    return math.fsum(found) if len(found) == len(names) else None
+
+
+def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tuple[str, str, int], list[Boot]]:
+    """(target, job name, numjobs) -> the boots that measured that point."""
+    points: dict[tuple[str, str, int], list[Boot]] = {}
+    for run in runs:
+        for v in run.variants:
+            boot_s = _stage_seconds(v, BOOT_STAGES)
+            for s in v.stages:
+                m = POINT.match(s.name)
+                if not m or s.figures.get("iops") is None:
+                    continue
+                raw = s.figures.get("iops_runs")
+                xs = tuple(repeat_iops(raw) if raw else [float(s.figures["iops"])])
+                key = (m.group("target"), m.group("name"), int(m.group("nj")))
+                label = f"{run.run_id}:{v.name}"
+                points.setdefault(key, []).append(Boot(run.run_id, v.name, kernel_of[label], xs,
+                                                       s.seconds / len(xs) if s.seconds > 0 else None,
+                                                       boot_s))
+    return points
+
+
+# -- noise -----------------------------------------------------------------
+
+def run_cv_interval(run_var: float, df: int, mean: float) -> tuple[float, float] | None:
+    """The 95% interval of the run CV from the chi-square interval of the
+    within-boot variance on *df* = runs - boots degrees of freedom:
+    [df s^2 / chi2(0.975, df), df s^2 / chi2(0.025, df)], square-rooted
+    over the mean (exact for normal runs)."""
+    if df < 1 or mean == 0:
+        return None
+    hi_q, lo_q = _sp.chi2.ppf(0.975, df), _sp.chi2.ppf(0.025, df)
+    return (math.sqrt(df * run_var / hi_q) / abs(mean), math.sqrt(df * run_var / lo_q) / abs(mean))
+
+
+def _mean_or_none(xs: Sequence[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return statistics.fmean(known) if known else None
+
+
+def noise(kernel: str, boots: Sequence[Boot], half_width: float = HALF_WIDTH) -> Noise:
+    """The components, costs and repetitions of one kernel's *boots*."""
+    c = variance_components([b.runs for b in boots])
+    all_runs = [x for b in boots for x in b.runs]
+    median = statistics.median(all_runs)
+    spread = (max(all_runs) - min(all_runs)) / median if median else math.inf
+    boot_s = _mean_or_none([b.boot_seconds for b in boots])
+    run_s = _mean_or_none([b.run_seconds for b in boots])
+    best, note = None, ""
+    try:
+        rep = optimal_runs(c, boot_s or 0.0, run_s or 0.0)
+        best, note = rep.runs, rep.note
+    except ValueError as e:
+        note = str(e)
+    r_now = round(statistics.median(len(b.runs) for b in boots))
+    ci = None if c.run_var is None else run_cv_interval(c.run_var, c.runs - c.boots, c.mean)
+    return Noise(kernel, c.boots, c.runs, c.mean, c.run_cv, ci, c.boot_cv, spread, boot_s, run_s,
+                 best, note, boots_needed(c, r_now, half_width),
+                 None if best is None else boots_needed(c, best, half_width))
+
+
+# -- verdicts over pairs of boots ------------------------------------------
+
+def pair_verdicts(a: Boot, b: Boot, threshold: float) -> tuple[tuple[str, float | None],
+                                                               tuple[str, float | None]]:
+    """B against A, (word, half-width in percent of A) by today's Welch
+    verdict on runs and by the two-level verdict (each run a unit)."""
+    d = stats.welch(stats.sample(a.runs), stats.sample(b.runs))
+    today = stats.verdict(d, threshold)[0]
+    hw_today = None if d.ci_low_pct is None else (d.ci_high_pct - d.ci_low_pct) / 2
+    if min(a.runs + b.runs) <= 0:
+        return (today, hw_today), (stats.INCONCLUSIVE, None)
+    c = ratio_of_means([[x] for x in a.runs], [[x] for x in b.runs])
+    return (today, hw_today), (change_verdict(c, threshold)[0], c.half_width_pct)
+
+
+def pairs_of(boots: Sequence[Boot], kernels: Sequence[Kernel], mode: str) -> list[tuple[Boot, Boot]]:
+    """A/A: every unordered pair of boots.  Power: every (A boot, B boot),
+    A the first kernel."""
+    if mode == AA:
+        return list(itertools.combinations(boots, 2))
+    a = [b for b in boots if b.kernel == kernels[0].label]
+    b = [x for x in boots if x.kernel == kernels[1].label]
+    return list(itertools.product(a, b))
+
+
+def calls(method: str, judged: Sequence[tuple[str, float | None]]) -> Calls | None:
+    """The rates of *judged* (word, half-width) pairs; None when empty."""
+    if not judged:
+        return None
+    words = [w for w, _ in judged]
+    widths = [h for _, h in judged if h is not None]
+    n = len(words)
+    return Calls(method, rate(words.count(stats.BETTER), n), rate(words.count(stats.WORSE), n),
+                 rate(sum(w in CALLS for w in words), n), statistics.median(widths) if widths else None)
+
+
+TODAY = "Welch on runs (today's compare)"
+TWOLEVEL = "ratio of means, twolevel (each run a unit)"
+
+
+def _point(key: tuple[str, str, int], boots: list[Boot], kernels: Sequence[Kernel], mode: str,
+           threshold: float) -> tuple[PointCalibration | None, list, list]:
+    judged = [pair_verdicts(a, b, threshold) for a, b in pairs_of(boots, kernels, mode)]
+    today, two = [j[0] for j in judged], [j[1] for j in judged]
+    ns = tuple(noise(k.label, [b for b in boots if b.kernel == k.label]) for k in kernels
+               if any(b.kernel == k.label for b in boots))
+    if not judged:
+        return None, today, two
+    return PointCalibration(*key, ns, len(judged), calls(TODAY, today), calls(TWOLEVEL, two)), today, two
+
+
+# -- the whole -------------------------------------------------------------
+
+def check_runs(runs: Sequence[RunSummary], threshold: float, force: bool) -> list[str]:
+    """ConfigError on no run, a run given twice, a run with fewer than two
+    variants, a threshold outside (0, 1), or setups that differ without
+    *force*; the setup differences otherwise."""
+    if not runs:
+        raise ConfigError("calibrate", "", "expected at least one run")
+    if not 0 < threshold < 1:
+        raise ConfigError("--threshold", "", f"expected a fraction between 0 and 1, got {threshold!r}")
+    ids = [r.run_id for r in runs]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup:
+        raise ConfigError(dup, "", "the same run is given twice")
+    for r in runs:
+        if len(r.variants) < 2:
+            raise ConfigError(r.path / "summary.json", "variants", "expected at least two variants "
+                              "(guests to set against each other), got "
+                              + (", ".join(v.name for v in r.variants) or "none"))
+    diffs = describe_differences({r.run_id: r.setup for r in runs}) if len(runs) > 1 else []
+    if diffs and not force:
+        raise ConfigError("calibrate", "", "the runs' setups differ (" + "; ".join(diffs)
+                          + "); --force calibrates across them anyway")
+    return diffs
+
+
+def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRESHOLD,
+              force: bool = False) -> Calibration:
+    """A/A calibration (one kernel) or power (two kernels) of *runs*; see
+    the module.  ConfigError on bad input (see :func:`check_runs`), more
+    than two kernels, or no fio point with a pair of boots."""
+    diffs = check_runs(runs, threshold, force)
+    kernels, notes = kernels_of(runs)
+    if len(kernels) > 2:
+        raise ConfigError("calibrate", "", "expected one kernel (A/A) or two (power), got "
+                          f"{len(kernels)}: " + ", ".join(f"{k.label} ({k.commit[:12] or 'no commit'})"
+                                                          for k in kernels))
+    mode = AA if len(kernels) == 1 else POWER
+    if mode == POWER:
+        notes.append(f"Two kernels: {kernels[1].label} ({kernels[1].commit[:12]}) against "
+                     f"{kernels[0].label} ({kernels[0].commit[:12]}); their commits differ, so this "
+                     "is a power calibration, not A/A.")
+    kernel_of = {label: k.label for k in kernels for label in k.variants}
+    points, today, two = [], [], []
+    for key, boots in boots_of(runs, kernel_of).items():
+        p, t, w = _point(key, boots, kernels, mode, threshold)
+        today += t
+        two += w
+        if p is not None:
+            points.append(p)
+    if not points:
+        raise ConfigError("calibrate", "", "no fio point was measured by two boots to compare "
+                          "(see the runs' fio stages)")
+    if diffs:
+        notes.append("The runs' setups differ; calibrated across them with --force.")
+    return Calibration(mode, threshold, tuple(r.run_id for r in runs), tuple(kernels), tuple(points),
+                       calls(TODAY, today), calls(TWOLEVEL, two), tuple(notes), tuple(diffs), bool(diffs))
+
+
+# -- in words --------------------------------------------------------------
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def _rate(r: Rate | None) -> str:
+    if r is None:
+        return "-"
+    return f"{r.k}/{r.n} = {r.rate * 100:.1f}% (95% CI {r.ci_low * 100:.1f}-{r.ci_high * 100:.1f}%)"
+
+
+def _runs_cell(n: Noise) -> str:
+    return "-" if n.optimal_runs is None else str(n.optimal_runs)
+
+
+def _boots_cell(x: int | None, n: Noise) -> str:
+    if n.boot_cv is None:  # one boot, or one run per boot: the components are not known
+        return "-"
+    return "> 200" if x is None else str(x)
+
+
+def noise_rows(c: Calibration) -> list[list[str]]:
+    """One row per kernel and point: the components and what they cost."""
+    rows = []
+    for p in c.points:
+        for n in p.noise:
+            ci = "-" if n.run_cv_ci is None else f"{_pct(n.run_cv_ci[0], 0)}-{_pct(n.run_cv_ci[1], 0)}"
+            rows.append([p.label, n.kernel, str(n.boots), str(n.runs), f"{n.mean / 1000:.1f}K",
+                         _pct(n.run_cv), ci, _pct(n.boot_cv), _pct(n.spread, 0), _runs_cell(n),
+                         _boots_cell(n.boots_needed_now, n), _boots_cell(n.boots_needed_optimal, n)])
+    return rows
+
+
+NOISE_HEAD = ["point", "kernel", "boots", "runs", "mean IOPS", "run CV", "run CV 95%", "boot CV",
+              "(max-min)/median", "K-J runs/boot", "boots for ±15% now", "at K-J runs"]
+
+
+def _hw(calls_: Calls) -> str:
+    w = calls_.median_half_width_pct
+    return "-" if w is None else f"±{w:.0f}%"
+
+
+def call_rows(c: Calibration) -> list[list[str]]:
+    """One row per point and method: the false calls (A/A; then all points
+    together), or the rates of 'better' and of 'worse' (power)."""
+    rows = []
+    for p in c.points:
+        for calls_ in (p.today, p.twolevel):
+            shown = [calls_.called] if c.mode == AA else [calls_.better, calls_.worse]
+            rows.append([p.label, calls_.method, str(p.pairs), *map(_rate, shown), _hw(calls_)])
+    if c.mode == AA:
+        rows += [["all points", x.method, str(x.called.n), _rate(x.called), _hw(x)]
+                 for x in (c.today, c.twolevel) if x is not None]
+    return rows
+
+
+def call_head(c: Calibration) -> list[str]:
+    shown = ["better or worse (false)"] if c.mode == AA else ["better", "worse"]
+    return ["point", "verdict", "pairs", *shown, "median half-width"]
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def markdown(c: Calibration) -> str:
+    """calibrate.md: what was calibrated, the noise table, the calls table."""
+    what = ("A/A: the same kernel as several variants; every better/worse call is false"
+            if c.mode == AA else f"power: {c.kernels[1].label} against {c.kernels[0].label}")
+    lines = [f"# Calibration ({what})", "",
+             f"Runs: {', '.join(c.run_ids)}. Threshold ±{c.threshold * 100:g}%. Each variant's guest "
+             "is a boot, its repeats the runs. Kernels: "
+             + "; ".join(f"{k.label} = {k.commit[:12] or 'no commit'} ({len(k.variants)} boots)"
+                         for k in c.kernels) + ".", ""]
+    lines += [f"- {n}" for n in (*c.setup_differences, *c.notes)]
+    lines += ["", "## Variance components", "", *_table(NOISE_HEAD, noise_rows(c)), "",
+              "Run CV: within a guest (its 95% interval by chi-square); boot CV: between guests "
+              "(ANOVA, clamped at 0). K-J runs/boot: Kalibera & Jones' optimal runs per boot for "
+              "the measured costs of a boot (boot and storage stages) and of a run; boots for "
+              f"±{HALF_WIDTH * 100:g}%: boots per variant for a change's 95% interval of that "
+              "half-width, at the runs per boot measured and at K-J's.", "",
+              "## Verdicts over pairs of boots", "", *_table(call_head(c), call_rows(c)), "",
+              ("Every pair of boots, within a run and across runs" if c.mode == AA else
+               "Every pair of an A boot and a B boot, within a run and across runs")
+              + ", judged by both verdicts; 95% intervals are Clopper-Pearson (pairs share boots, "
+              "so they are optimistic)."]
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(c: Calibration) -> list[str]:
+    """The short table printed by ``calibrate``."""
+    out = [f"{c.mode} over {len(c.run_ids)} run(s), threshold ±{c.threshold * 100:g}%"]
+    out += [f"note: {n}" for n in (*c.setup_differences, *c.notes)]
+    out += [f"{r[0]:<24} {r[1]:<14} run CV {r[5]:>6}  boot CV {r[7]:>6}  K-J runs/boot {r[9]:>3}  "
+            f"boots for ±15% {r[10]}" for r in noise_rows(c)]
+    words = ["called"] if c.mode == AA else ["better", "worse"]
+    out += [f"{r[0]:<24} {r[1]:<44} " + "  ".join(f"{w} {x}" for w, x in zip(words, r[3:-1]))
+            + f"  half-width {r[-1]}" for r in call_rows(c)]
+    return out

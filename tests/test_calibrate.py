@@ -1,0 +1,230 @@
+"""calibrate: A/A noise and false calls, and power, from runs on disk
+(summaries written and read back through RunSummary; figures checked
+against values computed here independently, with numpy and scipy)."""
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from conftest import PROJECT
+from kvariant import calibrate as cal
+from kvariant.errors import ConfigError
+from kvariant.model import StageResult, Status, VariantResult
+from kvariant.summary import RunSummary
+
+A_COMMIT, B_COMMIT = "a" * 40, "b" * 40
+SETUP = {"accel": "tcg", "fio.bs": "4k", "fio.runtime": 6}
+POINT = "fio/fuse-passthrough/randwrite-4k-nj2"
+
+
+def variant(name, commit, points, boot_s=30.0, storage_s=2.0, point_s=24.0):
+    """A variant whose guest measured *points* (stage name -> runs)."""
+    stages = [StageResult("boot", Status.PASS, boot_s), StageResult("storage", Status.PASS, storage_s)]
+    for point, runs in points.items():
+        stages.append(StageResult(point, Status.PASS, point_s, figures={
+            "iops": float(np.mean(runs)), "iops_runs": ",".join(f"{x:g}" for x in runs),
+            "repeats": len(runs)}, suite="fio"))
+    return VariantResult(name, stages, {"commit": commit, "base": "v7.2.13"})
+
+
+def write_run(root, run_id, variants, setup=SETUP):
+    """RunSummary written to ROOT/RUN_ID and loaded back, as compare loads it."""
+    d = root / run_id
+    d.mkdir()
+    RunSummary(run_id=run_id, variants=variants, setup=dict(setup), finished=True).write(d)
+    return d
+
+
+def load(*dirs):
+    return [RunSummary.load(d) for d in dirs]
+
+
+# Four guests of one kernel in two runs; guest (r2, b) ran fast.
+BOOTS = {("r1", "a"): [100, 104, 96], ("r1", "b"): [101, 99, 103],
+         ("r2", "a"): [98, 102, 100], ("r2", "b"): [150, 154, 146]}
+
+
+@pytest.fixture
+def aa_runs(tmp_path):
+    dirs = []
+    for run in ("r1", "r2"):
+        dirs.append(write_run(tmp_path, run, [variant(v, A_COMMIT, {POINT: BOOTS[run, v]})
+                                              for v in ("a", "b")]))
+    return dirs
+
+
+def welch_word(a, b, threshold=0.05):
+    """Today's verdict by scipy: Welch's interval of mean(b) - mean(a) in % of mean(a)."""
+    ci = sp.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    lo, hi = ci.low / np.mean(a) * 100, ci.high / np.mean(a) * 100
+    c = (np.mean(b) - np.mean(a)) / np.mean(a) * 100
+    if (lo > 0 or hi < 0) and abs(c) > threshold * 100:
+        return "better" if c > 0 else "worse"
+    return "not called"
+
+
+def clopper_pearson(k, n):
+    lo = 0.0 if k == 0 else sp.beta.ppf(0.025, k, n - k + 1)
+    hi = 1.0 if k == n else sp.beta.ppf(0.975, k + 1, n - k)
+    return lo, hi
+
+
+def test_aa_components_costs_and_repetitions_by_hand(aa_runs):
+    c = cal.calibrate(load(*aa_runs))
+    assert c.mode == cal.AA and [k.label for k in c.kernels] == ["a"]
+    (p,) = c.points
+    (n,) = p.noise
+    groups = np.array(list(BOOTS.values()), dtype=float)
+    mean = groups.mean()
+    msw = ((groups - groups.mean(axis=1, keepdims=True)) ** 2).sum() / (12 - 4)
+    msb = 3 * ((groups.mean(axis=1) - mean) ** 2).sum() / 3
+    boot_var = (msb - msw) / 3
+    assert n.boots == 4 and n.runs == 12
+    assert n.run_cv == pytest.approx(math.sqrt(msw) / mean)
+    assert n.boot_cv == pytest.approx(math.sqrt(boot_var) / mean)
+    lo, hi = n.run_cv_ci
+    assert lo == pytest.approx(math.sqrt(8 * msw / sp.chi2.ppf(0.975, 8)) / mean)
+    assert hi == pytest.approx(math.sqrt(8 * msw / sp.chi2.ppf(0.025, 8)) / mean)
+    assert lo < n.run_cv < hi
+    flat = groups.ravel()
+    assert n.spread == pytest.approx((flat.max() - flat.min()) / np.median(flat))
+    # a boot costs its boot and storage stages, a run the point's seconds over its repeats
+    assert n.boot_seconds == 32.0 and n.run_seconds == 8.0
+    assert n.optimal_runs == math.ceil(math.sqrt(32 / 8 * msw / boot_var))
+
+
+def boots_for(rel_var, half_width=0.15):
+    """Independently: the least b with t(2b-2) sqrt(2 V / b) <= half_width."""
+    return next(b for b in range(2, 201)
+                if sp.t.ppf(0.975, 2 * b - 2) * math.sqrt(2 * rel_var / b) <= half_width)
+
+
+def test_aa_boots_needed_for_15_percent(aa_runs):
+    (n,) = cal.calibrate(load(*aa_runs)).points[0].noise
+    run_var = (n.run_cv * n.mean) ** 2
+    boot_var = (n.boot_cv * n.mean) ** 2
+    assert n.boots_needed_now == boots_for((boot_var + run_var / 3) / n.mean ** 2)
+    assert n.boots_needed_optimal == boots_for((boot_var + run_var / n.optimal_runs) / n.mean ** 2)
+
+
+def test_aa_false_calls_over_every_pair_of_boots(aa_runs):
+    c = cal.calibrate(load(*aa_runs))
+    (p,) = c.points
+    boots = list(BOOTS.values())
+    words = [welch_word(a, b) for a, b in itertools.combinations(boots, 2)]
+    k = len(words) - words.count("not called")
+    assert p.pairs == 6 == len(words) and k == 3  # the fast guest against each of the others
+    assert (p.today.called.k, p.today.called.n) == (k, 6)
+    assert (p.today.called.ci_low, p.today.called.ci_high) == pytest.approx(clopper_pearson(k, 6))
+    # the two-level verdict, each run a unit: Welch on log runs, in % of A
+    two = 0
+    for a, b in itertools.combinations(boots, 2):
+        la, lb = np.log(a), np.log(b)
+        ci = sp.ttest_ind(lb, la, equal_var=False).confidence_interval(0.95)
+        lo, hi = np.expm1(ci.low) * 100, np.expm1(ci.high) * 100
+        change = (np.exp(lb.mean() - la.mean()) - 1) * 100
+        two += (lo > 0 or hi < 0) and abs(change) > 5
+    assert p.twolevel.called.k == two == 3
+    assert c.today.called.n == 6 and c.twolevel.called.n == 6
+
+
+def test_power_counts_better_per_point(tmp_path):
+    fuse, xfs = POINT, "fio/xfs/randwrite-4k-nj2"
+    dirs = []
+    for i, (base, series) in enumerate([(100, 200), (110, 150), (90, 95)]):
+        dirs.append(write_run(tmp_path, f"r{i}", [
+            variant("baseline", A_COMMIT, {fuse: [base, base + 2, base - 2], xfs: [300, 305, 295]}),
+            variant("parallel-dio", B_COMMIT, {fuse: [series, series + 3, series - 3],
+                                               xfs: [301, 296, 304]})]))
+    c = cal.calibrate(load(*dirs))
+    assert c.mode == cal.POWER and [k.label for k in c.kernels] == ["baseline", "parallel-dio"]
+    by = {p.label: p for p in c.points}
+    f = by["fuse-passthrough nj2"]
+    series = {0: 200, 1: 150, 2: 95}
+    words = [welch_word([b, b + 2, b - 2], [s, s + 3, s - 3])
+             for b in (100, 110, 90) for s in series.values()]
+    # 110 -> 95 is worse; 100 -> 95 and 90 -> 95 are not called (small, or not shown)
+    assert f.pairs == 9 and f.today.better.k == words.count("better") == 6
+    assert f.today.worse.k == words.count("worse") == 1 and f.today.better.rate == pytest.approx(6 / 9)
+    x = by["xfs nj2"]
+    assert x.today.better.k == x.today.worse.k == 0
+    assert len(f.noise) == 2 and {n.kernel for n in f.noise} == {"baseline", "parallel-dio"}
+    assert "power calibration" in " ".join(c.notes)
+    assert "## Variance components" in cal.markdown(c) and "| better | worse |" in cal.markdown(c)
+
+
+def test_a_variant_without_a_commit_is_named_and_three_kernels_are_refused(tmp_path):
+    d = write_run(tmp_path, "r1", [variant("a", A_COMMIT, {POINT: [1, 2, 3]}),
+                                   variant("b", "", {POINT: [1, 2, 3]})])
+    c = cal.calibrate(load(d))
+    assert c.mode == cal.POWER and any("r1:b records no commit" in n for n in c.notes)
+    d2 = write_run(tmp_path, "r2", [variant("a", A_COMMIT, {POINT: [1, 2, 3]}),
+                                    variant("c", B_COMMIT, {POINT: [1, 2, 3]})])
+    with pytest.raises(ConfigError, match="expected one kernel .A/A. or two .power., got 3"):
+        cal.calibrate(load(d, d2))
+
+
+def test_bad_input_is_refused(tmp_path, aa_runs):
+    one = write_run(tmp_path, "one", [variant("a", A_COMMIT, {POINT: [1, 2, 3]})])
+    with pytest.raises(ConfigError, match="variants: expected at least two variants .*got a$"):
+        cal.calibrate(load(one))
+    other = write_run(tmp_path, "other", [variant(v, A_COMMIT, {POINT: [1, 2, 3]}) for v in "ab"],
+                      setup={**SETUP, "fio.bs": "64k"})
+    with pytest.raises(ConfigError, match=r"setups differ \(fio.bs: 4k in r1, 64k in other\); --force"):
+        cal.calibrate(load(aa_runs[0], other))
+    forced = cal.calibrate(load(aa_runs[0], other), force=True)
+    assert forced.forced and forced.setup_differences == ("fio.bs: 4k in r1, 64k in other",)
+    with pytest.raises(ConfigError, match="the same run is given twice"):
+        cal.calibrate(load(aa_runs[0], aa_runs[0]))
+    none = write_run(tmp_path, "none", [variant(v, A_COMMIT, {}) for v in "ab"])
+    with pytest.raises(ConfigError, match="no fio point was measured by two boots"):
+        cal.calibrate(load(none))
+
+
+# The command line
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, str(PROJECT / "pipeline.py"), "calibrate", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_line(p, code, *needles):
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == code and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_cli_writes_both_files_and_prints_the_table(aa_runs, tmp_path):
+    out = tmp_path / "out"
+    p = run_cli(*aa_runs, "--out", out, "--threshold", "10%")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[:2] == [str(out / "calibrate.md"), str(out / "calibrate.json")]
+    assert "A/A over 2 run(s), threshold ±10%" in p.stdout
+    data = json.loads((out / "calibrate.json").read_text())
+    assert data["mode"] == "A/A" and data["threshold"] == 0.1 and data["points"][0]["pairs"] == 6
+    md = (out / "calibrate.md").read_text()
+    assert md.startswith("# Calibration (A/A") and "| fuse-passthrough nj2 | a | 4 | 12 |" in md
+    assert not [f for f in out.iterdir() if f.name.startswith(".")]  # no temporary file left
+    # several runs without --out: calibrate-<the others' ids>/ in the last one
+    assert run_cli(*aa_runs).returncode == 0
+    assert (aa_runs[1] / "calibrate-r1" / "calibrate.json").is_file()
+
+
+def test_cli_errors_are_one_line(aa_runs, tmp_path):
+    one = write_run(tmp_path, "one", [variant("a", A_COMMIT, {POINT: [1, 2, 3]})])
+    one_line(run_cli(one), 1, f"{one / 'summary.json'}: variants: expected at least two variants")
+    other = write_run(tmp_path, "other", [variant(v, A_COMMIT, {POINT: [1, 2, 3]}) for v in "ab"],
+                      setup={**SETUP, "accel": "kvm"})
+    one_line(run_cli(aa_runs[0], other), 1, "accel: tcg in r1, kvm in other", "--force")
+    assert run_cli(aa_runs[0], other, "--force", "--out", tmp_path / "f").returncode == 0
+    one_line(run_cli(tmp_path / "nowhere"), 1, "no such run directory")
+    one_line(run_cli(aa_runs[0], "--threshold", "2"), 1, "expected a fraction between 0 and 1")
+    one_line(run_cli(aa_runs[0], "--out", "/sys/kvariant-calibrate"), 3,
+             "/sys/kvariant-calibrate: cannot write the calibration")
