@@ -1,9 +1,11 @@
 """calibrate: A/A noise and false calls, and power, from runs on disk
 (summaries written and read back through RunSummary; figures checked
 against values computed here independently, with numpy and scipy)."""
+import dataclasses
 import itertools
 import json
 import math
+import shlex
 import subprocess
 import sys
 
@@ -228,3 +230,48 @@ def test_cli_errors_are_one_line(aa_runs, tmp_path):
     one_line(run_cli(aa_runs[0], "--threshold", "2"), 1, "expected a fraction between 0 and 1")
     one_line(run_cli(aa_runs[0], "--out", "/sys/kvariant-calibrate"), 3,
              "/sys/kvariant-calibrate: cannot write the calibration")
+
+
+# The benchmark scripts (dry runs only: a real one takes hours of VM time)
+
+
+@pytest.mark.parametrize("script, config, prefix", [("aa.sh", "benchmarks/aa.toml", "aa"),
+                                                    ("power.sh", "pipeline.toml", "power")])
+def test_benchmark_scripts_print_commands_the_cli_takes(tmp_path, script, config, prefix):
+    from kvariant import config as config_mod
+    from kvariant.cli import parser
+    path = PROJECT / "benchmarks" / script
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    p = subprocess.run([str(path), "-n", "-k", "2", "-t", "0.1", "out"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=60)
+    assert p.returncode == 0, p.stderr
+    commands = [shlex.split(line[2:]) for line in p.stdout.splitlines() if line.startswith("+ ")]
+    results = tmp_path / "out"
+    assert [c[:2] for c in commands] == [["./pipeline.py", "run"]] * 2 + [["./pipeline.py", "calibrate"]]
+    args = [parser().parse_args(c[1:]) for c in commands]
+    assert [a.run_id for a in args[:2]] == [f"{prefix}-1", f"{prefix}-2"]
+    assert {str(a.results) for a in args[:2]} == {str(results)} and not results.exists()
+    assert {str(a.config) for a in args[:2]} == {config}
+    assert args[2].runs == [f"{results}/{prefix}-1", f"{results}/{prefix}-2"]
+    assert args[2].threshold == 0.1 and args[2].out == results
+    cfg = config_mod.load(PROJECT / config)
+    assert cfg.fio.targets == ("fuse-passthrough", "xfs") and 1 in cfg.fio.numjobs and 2 in cfg.fio.numjobs
+
+
+def test_aa_config_is_one_kernel_as_four_variants():
+    from kvariant import config as config_mod
+    aa, default = config_mod.load(PROJECT / "benchmarks/aa.toml"), config_mod.load(PROJECT / "pipeline.toml")
+    assert [v.name for v in aa.variants] == ["a", "b", "c", "d"]
+    assert all(not v.patches for v in aa.variants) and aa.kernel.base == default.kernel.base
+    assert aa.fio.numjobs == (1, 2)
+    assert dataclasses.replace(aa.fio, numjobs=default.fio.numjobs) == default.fio  # the default job
+
+
+@pytest.mark.parametrize("args, needle", [(["-k", "0"], "-k: expected a number of runs >= 1"),
+                                          (["-k", "x"], "-k: expected a number"),
+                                          (["-n", "a", "b"], "expected at most one RESULTS-DIR"),
+                                          (["-z"], "usage:")])
+def test_benchmark_scripts_refuse_bad_arguments(args, needle):
+    p = subprocess.run([str(PROJECT / "benchmarks" / "aa.sh"), *args], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and needle in p.stderr and not p.stdout
