@@ -52,6 +52,7 @@ AA, POWER = "A/A", "power"
 HALF_WIDTH = 0.15  # the change's 95% half-width boots_needed sizes for
 BOOT_STAGES = ("boot", "storage")  # what one more boot costs apart from its runs
 CALLS = (stats.BETTER, stats.WORSE)
+NO_PAIR = "no fio point was measured by two boots to compare (see the runs' fio stages)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,11 +154,16 @@ def _commit(v: VariantResult) -> str:
 def kernels_of(runs: Sequence[RunSummary]) -> tuple[list[Kernel], list[str]]:
     """The kernels of *runs* by recorded commit, in order of first
     appearance, and notes on variants that recorded none (each is then its
-    own kernel, by name)."""
+    own kernel, by name) or measured no fio point (left out: a variant that
+    failed to apply, build or boot)."""
     found: dict[str, list[str]] = {}
     notes = []
     for run in runs:
         for v in run.variants:
+            if not any(POINT.match(s.name) and s.figures.get("iops") is not None for s in v.stages):
+                notes.append(f"{run.run_id}:{v.name} measured no fio point ({v.status.value}): "
+                             "left out")
+                continue
             key = _commit(v) or f"variant {v.name}"
             if not _commit(v):
                 notes.append(f"{run.run_id}:{v.name} records no commit: it is taken as a kernel "
@@ -183,6 +189,8 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
     points: dict[tuple[str, str, int], list[Boot]] = {}
     for run in runs:
         for v in run.variants:
+            if f"{run.run_id}:{v.name}" not in kernel_of:
+                continue
             boot_s = _stage_seconds(v, BOOT_STAGES)
             for s in v.stages:
                 m = POINT.match(s.name)
@@ -321,6 +329,8 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
     than two kernels, or no fio point with a pair of boots."""
     diffs = check_runs(runs, threshold, force)
     kernels, notes = kernels_of(runs)
+    if not kernels:
+        raise ConfigError("calibrate", "", NO_PAIR)
     if len(kernels) > 2:
         raise ConfigError("calibrate", "", "expected one kernel (A/A) or two (power), got "
                           f"{len(kernels)}: " + ", ".join(f"{k.label} ({k.commit[:12] or 'no commit'})"
@@ -339,8 +349,7 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
         if p is not None:
             points.append(p)
     if not points:
-        raise ConfigError("calibrate", "", "no fio point was measured by two boots to compare "
-                          "(see the runs' fio stages)")
+        raise ConfigError("calibrate", "", NO_PAIR)
     if diffs:
         notes.append("The runs' setups differ; calibrated across them with --force.")
     return Calibration(mode, threshold, tuple(r.run_id for r in runs), tuple(kernels), tuple(points),

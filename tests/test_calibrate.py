@@ -275,3 +275,12 @@ def test_benchmark_scripts_refuse_bad_arguments(args, needle):
     p = subprocess.run([str(PROJECT / "benchmarks" / "aa.sh"), *args], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 1 and needle in p.stderr and not p.stdout
+
+
+def test_a_variant_that_measured_nothing_is_left_out_and_said(tmp_path, aa_runs):
+    broken = VariantResult("c", [StageResult("build", Status.FAIL, 3.0, "make: exit code 2")], {})
+    d = write_run(tmp_path, "r3", [variant("a", A_COMMIT, {POINT: [99, 101, 100]}), broken])
+    c = cal.calibrate(load(*aa_runs, d))
+    assert c.mode == cal.AA and c.kernels[0].variants[-1] == "r3:a"
+    assert "r3:c measured no fio point (fail): left out" in c.notes
+    assert c.points[0].pairs == 10  # five guests
