@@ -432,8 +432,9 @@ def markdown(c: Calibration) -> str:
              "is a boot, its repeats the runs. Kernels: "
              + "; ".join(f"{k.label} = {k.commit[:12] or 'no commit'} ({len(k.variants)} boots)"
                          for k in c.kernels) + ".", ""]
-    lines += [f"- {n}" for n in (*c.setup_differences, *c.notes)]
-    lines += ["", "## Variance components", "", *_table(NOISE_HEAD, noise_rows(c)), "",
+    notes = [f"- {n}" for n in (*c.setup_differences, *c.notes)]
+    lines += [*notes, ""] if notes else []
+    lines += ["## Variance components", "", *_table(NOISE_HEAD, noise_rows(c)), "",
               "Run CV: within a guest (its 95% interval by chi-square); boot CV: between guests "
               "(ANOVA, clamped at 0). K-J runs/boot: Kalibera & Jones' optimal runs per boot for "
               "the measured costs of a boot (boot and storage stages) and of a run; boots for "
