@@ -50,6 +50,19 @@ def small_tree(tmp_path):
     return repo
 
 
+def broken_patch_config(tmp_path: Path, small_tree: Path) -> Path:
+    """A config whose one variant's patch does not apply to *small_tree*:
+    a run that needs no VM."""
+    bad = tmp_path / "bad.patch"
+    bad.write_text("From: A <a@example.org>\nSubject: [PATCH] broken\n\n---\n"
+                   "diff --git a/nothere.c b/nothere.c\n--- a/nothere.c\n+++ b/nothere.c\n"
+                   "@@ -1,1 +1,1 @@\n-x\n+y\n")
+    conf = tmp_path / "p.toml"
+    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
+                    f'[[variant]]\nname = "broken"\npatches = ["{bad}"]\n')
+    return conf
+
+
 def tree_state(repo: Path) -> tuple:
     """Everything of the user's tree we promise not to change."""
     return (git(repo, "rev-parse", "HEAD"), git(repo, "symbolic-ref", "HEAD"),

@@ -145,14 +145,9 @@ def test_the_run_directory_holds_only_names_a_variant_cannot_take(tmp_path, smal
     whatever they write beside the variants' directories is in RUN_FILES
     or starts with COMPARE_PREFIX, so the check of variant names is
     complete."""
+    from conftest import broken_patch_config
     from kvariant.paths import COMPARE_PREFIX, RUN_FILES
-    bad = tmp_path / "bad.patch"
-    bad.write_text("From: A <a@example.org>\nSubject: [PATCH] broken\n\n---\n"
-                   "diff --git a/nothere.c b/nothere.c\n--- a/nothere.c\n+++ b/nothere.c\n"
-                   "@@ -1,1 +1,1 @@\n-x\n+y\n")
-    conf = tmp_path / "p.toml"
-    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
-                    f'[[variant]]\nname = "broken"\npatches = ["{bad}"]\n')
+    conf = broken_patch_config(tmp_path, small_tree)
     results = tmp_path / "results"
     for run_id in ("r1", "r2"):
         p = run("run", "--config", str(conf), "--results", str(results), "--run-id", run_id)

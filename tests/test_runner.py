@@ -3,6 +3,7 @@ xfstests tree is recorded."""
 import json
 import xml.etree.ElementTree as ET
 
+from conftest import broken_patch_config
 from kvariant import config
 from kvariant.model import Status, VariantResult
 from kvariant.ui import UI
@@ -40,13 +41,7 @@ def test_xfstests_bad_tree_fails_when_required(tmp_path, small_tree, cache):
 
 
 def test_failed_apply_skips_the_rest(tmp_path, small_tree, cache):
-    bad = tmp_path / "bad.patch"
-    bad.write_text("From: A <a@example.org>\nSubject: [PATCH] broken\n\n---\n"
-                   "diff --git a/nothere.c b/nothere.c\n--- a/nothere.c\n+++ b/nothere.c\n"
-                   "@@ -1,1 +1,1 @@\n-x\n+y\n")
-    conf = tmp_path / "p.toml"
-    conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
-                    f'[[variant]]\nname = "broken"\npatches = ["{bad}"]\n')
+    conf = broken_patch_config(tmp_path, small_tree)
     cfg = config.load(conf)
     run = Run(cfg, tmp_path / "results" / "r", "r", UI())
     results = run.execute()
