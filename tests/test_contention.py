@@ -150,4 +150,4 @@ def test_report_shows_lock_waits_per_variant(tmp_path):
     text = "\n".join(_contention_lines(C()))
     assert "| fuse-passthrough nj2 | baseline | 412.5 | 0 | 0 | 0 |" in text
     assert "| fuse-passthrough nj2 | parallel-dio | 0 | 0 | 0 | 0 |" in text
-    assert config.FioConfig().contention is True
+    assert config.FioConfig().contention is False  # opt-in: arming tracepoints patches kernel text

@@ -49,7 +49,6 @@ def test_default_pipeline(tmp_path):
             assert float(props["randwrite-4k-nj1.iops"]) > 1000
         # the data took the passthrough path: the server saw no READ/WRITE
         assert props["randwrite-4k-nj2.server_write_requests"] == "0"
-        assert props["randwrite-4k-nj2.kernel_data_requests"] == "0"
         assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
     by_name = {v["name"]: v for v in summary["variants"]}
     assert len(by_name["parallel-dio"]["info"]["patches"]) == 2

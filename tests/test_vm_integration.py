@@ -15,7 +15,7 @@ from kvariant.errors import StageError
 from kvariant.runner import Accel
 from kvariant.tree import Mirror
 from kvariant.vm import VM, qemu_pids
-from kvariant.workloads import contention, fio, storage
+from kvariant.workloads import fio, storage
 from kvariant.workloads.targets import FuseTarget
 
 pytestmark = pytest.mark.vm
@@ -75,34 +75,23 @@ def test_boot_failure_is_reported_with_console(tmp_path):
 
 
 def _fuse_servers_in_the_guest(guest, cfg: FioConfig, tmp_path: Path) -> None:
-    """Both servers over the guest's XFS: with passthrough the kernel sends
-    neither of them a READ/WRITE during fio; without it, every write."""
-    for server in ("kvariant", "passthrough_hp"):
-        for passthrough in (True, False):
-            name = "fuse-passthrough" if passthrough else "fuse"
-            target = FuseTarget(name, passthrough, FuseConfig(server=server, threads=2))
-            out = tmp_path / server / name
-            directory = target.start(guest, tmp_path / "guest.log")
-            try:
-                assert target.traced, f"{server}: the kernel's request count was not armed"
-                fio.prefill(guest, directory, cfg, timeout=120)
-                before = target.counters(guest)
-                fio.run_point(guest, directory, cfg, 2, 1, out, timeout=120)
-                figures, why = target.check(before, target.counters(guest))
-                if passthrough and server == "kvariant":  # the lock the series is about
-                    waits = contention.traced_run(guest, directory, cfg, 2, out, 120, "test")
-                    assert waits["contention_lost_events"] == 0, waits
-                    # Linux 7.2 takes the FUSE inode lock for write on every
-                    # passthrough write: its writers never wait for read
-                    assert waits["contention_fuse_read_waits_per_s"] == 0, waits
-                    assert (out / "randwrite-4k-nj2-contention.txt.gz").exists()
-            finally:
-                target.stop(guest, out, tmp_path / "guest.log")
-            assert why == "", (server, name, why)
-            if passthrough:
-                assert figures["kernel_data_requests"] == 0, (server, figures)
-            else:
-                assert figures["kernel_data_requests"] > 100, (server, figures)
-            if server == "kvariant":
-                assert figures["server_write_requests"] + figures["server_read_requests"] \
-                    == figures["kernel_data_requests"], figures
+    """Our server over the guest's XFS: with passthrough it sees no
+    READ/WRITE during fio; without it, every write.  (passthrough_hp and the
+    tracepoint witnesses are tested on the host: arming a tracepoint
+    patches kernel text, which under TCG now and then ends in an int3 Oops.)"""
+    for passthrough in (True, False):
+        name = "fuse-passthrough" if passthrough else "fuse"
+        target = FuseTarget(name, passthrough, FuseConfig(threads=2))
+        out = tmp_path / "kvariant" / name
+        directory = target.start(guest, tmp_path / "guest.log")
+        try:
+            assert not target.traced
+            fio.prefill(guest, directory, cfg, timeout=120)
+            before = target.counters(guest)
+            fio.run_point(guest, directory, cfg, 2, 1, out, timeout=120)
+            figures, why = target.check(before, target.counters(guest))
+        finally:
+            target.stop(guest, out, tmp_path / "guest.log")
+        assert why == "", (name, why)
+        data = figures["server_write_requests"] + figures["server_read_requests"]
+        assert (data == 0) if passthrough else (data > 100), figures

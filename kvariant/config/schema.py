@@ -69,7 +69,7 @@ class FioConfig:
     runtime: float = 10.0
     ramp_time: float = 2.0
     repeat: int = 1
-    contention: bool = True  # one short traced run per point: who waited on which lock
+    contention: bool = False  # one short traced run per point: who waited on which lock
 
     def __post_init__(self):
         # point names, and so the fio JSON files, are made of rw and bs:
