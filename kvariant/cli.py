@@ -274,6 +274,7 @@ def cmd_compare(args) -> int:
     --results.  Writes the three reports, prints where they went and the
     table.  Bad input raises KvariantError (one line, exit code 1)."""
     from .compare import compare_runs, load_run, resolve_run_dir
+    from .files import writing
     from .render import write_reports
     from .render.text import setup_lines
     from .ui import comparison_lines
@@ -285,10 +286,8 @@ def cmd_compare(args) -> int:
     # one run: its own directory; several: compare-<the others' ids> in the last one
     out = args.out or (dirs[0] if len(dirs) == 1 else
                        dirs[-1] / ("compare-" + "+".join(r.run_id for r in runs[:-1])))
-    try:
+    with writing(f"{out}: cannot write the reports"):  # read-only, full: exit 3
         paths = write_reports(c, out)
-    except OSError as e:  # read-only, full: the host cannot do the work (exit 3)
-        raise ResultsUnwritable(f"{out}: cannot write the reports: {e.strerror or e}") from None
     for line in [*setup_lines(c), *map(str, paths), *comparison_lines(c)]:
         print(line)
     return 0
@@ -301,7 +300,7 @@ def cmd_calibrate(args) -> int:
 
     from .calibrate import calibrate, markdown, summary_lines
     from .compare import load_run, resolve_run_dir
-    from .junit import write_atomic
+    from .files import write_atomic, writing
 
     root = (args.results or PROJECT / "results").expanduser()
     dirs = [resolve_run_dir(d, root) for d in args.runs]
@@ -311,11 +310,9 @@ def cmd_calibrate(args) -> int:
                        dirs[-1] / ("calibrate-" + "+".join(r.run_id for r in runs[:-1])))
     files = [(out / "calibrate.md", markdown(c)),
              (out / "calibrate.json", json.dumps(c.to_dict(), indent=2) + "\n")]
-    try:
+    with writing(f"{out}: cannot write the calibration"):
         for path, text in files:
             write_atomic(path, text)
-    except OSError as e:
-        raise ResultsUnwritable(f"{out}: cannot write the calibration: {e.strerror or e}") from None
     for line in [*(str(p) for p, _ in files), *summary_lines(c)]:
         print(line)
     return 0

@@ -60,6 +60,15 @@ class KernelReport(GuestGone):
     was abandoned at once rather than waited for until its deadline."""
 
 
+class BootFailed(StageError):
+    """The guest did not reach SSH; *hung* when no panic or oops explains
+    it (the boot deadline passed)."""
+
+    def __init__(self, message: str, detail: str = "", reproduce: str = "", hung: bool = False):
+        super().__init__(message, detail, reproduce)
+        self.hung = hung
+
+
 class ResultsUnwritable(KvariantError):
     """The results directory cannot be written (disk full, read-only):
     nothing more can be recorded, so the run stops."""

@@ -9,12 +9,11 @@ testcase's system-out.  Files are written atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
+from .files import write_result
 from .model import Status, VariantResult
 
 DETAIL_CHARS = 20000
@@ -74,25 +73,6 @@ def to_xml(result: VariantResult) -> str:
     return to_xml_report_string(suites(result), prettyprint=True, encoding="utf-8")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write *text* to *path* through a temporary file and rename, so a
-    reader or a crash never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_junit(result: VariantResult, path: Path) -> None:
-    write_atomic(path, to_xml(result))
+    """*path* written atomically, or ResultsUnwritable naming it."""
+    write_result(path, to_xml(result))

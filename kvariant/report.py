@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .compare import compare_runs, load_run
 from .comparison import IN_RUN, REFERENCE, Comparison, Regression, regressions, regressions_since
-from .errors import ResultsUnwritable
+from .files import writing
 from .junit import write_junit
 from .model import Status, VariantResult
 from .render import write_reports
@@ -38,10 +38,8 @@ def run_comparison(run: FinishedRun, against: Path | None = None, reference: str
 def write_run_reports(run: FinishedRun, against: Path | None = None, reference: str | None = None) -> Comparison:
     """report.md, report.html and report.json of a run, at its end."""
     c = run_comparison(run, against, reference)
-    try:
+    with writing(f"cannot write the reports in {run.run_dir}"):
         write_reports(c, run.run_dir)
-    except OSError as e:
-        raise ResultsUnwritable(f"cannot write the reports in {run.run_dir}: {e.strerror or e}") from None
     return c
 
 
@@ -71,10 +69,6 @@ def apply_regressions(run: FinishedRun, against: Path | None, reference: str | N
         stage.figures["regression"] = True
     for result in run.results:
         if any(by_name.get(r.variant.rsplit(":", 1)[-1]) is result for r in regs):
-            try:
-                write_junit(result, run.run_dir / result.name / "junit.xml")
-            except OSError as e:
-                raise ResultsUnwritable(f"cannot write {run.run_dir / result.name / 'junit.xml'}: "
-                                        f"{e.strerror or e}") from None
+            write_junit(result, run.run_dir / result.name / "junit.xml")
     run.save(final=True)
     return regs

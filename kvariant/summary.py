@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ConfigError, ResultsUnwritable
-from .junit import write_atomic
+from .errors import ConfigError
+from .files import write_result
 from .model import Status, VariantResult
 from .tally import summarize as summarize_xfstests
 
@@ -115,11 +115,7 @@ class RunSummary:
 
     def write(self, run_dir: Path) -> None:
         """RUN_DIR/summary.json, replaced atomically."""
-        path = Path(run_dir) / "summary.json"
-        try:
-            write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
-        except OSError as e:
-            raise ResultsUnwritable(f"cannot write {path}: {e.strerror or e}") from None
+        write_result(Path(run_dir) / "summary.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunSummary":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import InfraError, StageError
+from .errors import BootFailed, InfraError, StageError
 from .guest import Guest, ssh_key
 from .paths import cache_dir
 from .proc import base_env, virtme_path
@@ -319,15 +319,6 @@ class ConsoleWatch:
         self.pos = size
         lines, _, self._partial = data.rpartition(b"\n")
         return first_fatal(lines.decode(errors="replace")) if lines else None
-
-
-class BootFailed(StageError):
-    """The guest did not reach SSH; *hung* when no panic or oops explains
-    it (the boot deadline passed)."""
-
-    def __init__(self, message: str, detail: str = "", reproduce: str = "", hung: bool = False):
-        super().__init__(message, detail, reproduce)
-        self.hung = hung
 
 
 def qemu_pids(name: str) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..comparison import Comparison
-from ..junit import write_atomic
+from ..files import write_atomic
 from .html import comparison_html
 from .json import comparison_json
 from .markdown import comparison_markdown
