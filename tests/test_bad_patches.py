@@ -152,7 +152,7 @@ def test_a_run_fails_apply_of_each_such_variant_and_goes_on(small_tree, tmp_path
     from kvariant import config
     from kvariant.model import Status
     from kvariant.ui import UI
-    from kvariant.runner import Run
+    from kvariant.pipeline.run import Run
     notes = tmp_path / "notes.patch"
     notes.write_text("Reviewers: this makes fuse faster.\n")
     binary = tmp_path / "fix.diff"

@@ -10,11 +10,13 @@ import threading
 import pytest
 
 from conftest import FIXTURES, PROJECT
-from kvariant import cli, config
+from kvariant import cli, config, files
 from kvariant.errors import ConfigError, ResultsUnwritable
 from kvariant.model import StageResult, Status, VariantResult
 from kvariant.ui import UI
-from kvariant.runner import Run, VariantRun
+from kvariant.pipeline.outcome import judge_console
+from kvariant.pipeline.run import Run
+from kvariant.pipeline.variant import VariantRun
 
 SPLATS = FIXTURES / "splats"
 
@@ -23,9 +25,15 @@ def stage(status=Status.PASS, message="", detail=""):
     return StageResult("fio/fuse-passthrough/randwrite-4k-nj2", status, message=message, detail=detail)
 
 
+def judge(s, kernel_log: str) -> None:
+    """The outcome rules applied to *s* as the variant's loop applies them."""
+    j = judge_console(s.status, s.message, s.detail, kernel_log)
+    s.status, s.message, s.detail = j.status, j.message, j.detail
+
+
 def test_a_splat_fails_a_passing_stage():
     s = stage(message="20000 IOPS")
-    VariantRun.fail_on_splats(s, (SPLATS / "warn-on-write.txt").read_text())
+    judge(s, (SPLATS / "warn-on-write.txt").read_text())
     assert s.status == Status.FAIL
     # Linux 7.2's format; the scanner knows the older "WARNING: CPU: N PID: ..." too
     assert s.message == ("kernel: WARNING: fs/fuse/passthrough.c:74 at fuse_passthrough_write_iter+0xc4/0xd0, "
@@ -35,7 +43,7 @@ def test_a_splat_fails_a_passing_stage():
 
 def test_a_bug_keeps_the_failure_and_leads_with_the_splat():
     s = stage(Status.FAIL, "fio randwrite-4k-nj2: exit code 1", "fio: pid=214, got signal=11")
-    VariantRun.fail_on_splats(s, (SPLATS / "bug-on-write.txt").read_text())
+    judge(s, (SPLATS / "bug-on-write.txt").read_text())
     assert s.status == Status.FAIL
     # two writers hit the BUG on two CPUs: each report once in the body
     assert s.message == "kernel: kernel BUG at fs/fuse/passthrough.c:74! (+2 more); fio randwrite-4k-nj2: exit code 1"
@@ -47,7 +55,7 @@ def test_a_hang_explained_by_a_bug_is_a_failure():
     """The BUG left the writer's aio context undrained: fio never returned.
     The deadline error becomes a failure led by its cause."""
     s = stage(Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
-    VariantRun.fail_on_splats(s, (SPLATS / "bug-on-write.txt").read_text())
+    judge(s, (SPLATS / "bug-on-write.txt").read_text())
     assert s.status == Status.FAIL
     assert s.message.startswith("kernel: kernel BUG at fs/fuse/passthrough.c:74!")
     assert s.message.endswith("; fio randwrite-4k-nj2: no answer within its deadline of 60 s")
@@ -55,7 +63,7 @@ def test_a_hang_explained_by_a_bug_is_a_failure():
 
 def test_a_hang_without_a_cause_stays_an_error():
     s = stage(Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
-    VariantRun.fail_on_splats(s, (SPLATS / "deadlock-on-write.txt").read_text())  # sysrq-w only
+    judge(s, (SPLATS / "deadlock-on-write.txt").read_text())  # sysrq-w only
     assert (s.status, s.message) == (Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
 
 
@@ -65,7 +73,7 @@ def test_a_hung_task_report_names_the_deadlock():
     for status, message in ((Status.ERROR, "ended at once by the kernel's report"),
                             (Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")):
         s = stage(status, message)
-        VariantRun.fail_on_splats(s, (SPLATS / "hung-task.txt").read_text())
+        judge(s, (SPLATS / "hung-task.txt").read_text())
         assert s.status == Status.FAIL
         assert s.message == f"kernel: INFO: task fio:1046 blocked for more than 20 seconds. (+3 more); {message}"
         assert "blocked on an rw-semaphore likely owned by task fio:1047" in s.detail
@@ -73,7 +81,7 @@ def test_a_hung_task_report_names_the_deadlock():
 
 def test_a_panic_leads_the_guest_dying():
     s = stage(Status.ERROR, "the guest died during fio/fuse-passthrough/randwrite-4k-nj2 (qemu exited; x)")
-    VariantRun.fail_on_splats(s, "[   70.1] Kernel panic - not syncing: fuse: kvariant fault injection\n")
+    judge(s, "[   70.1] Kernel panic - not syncing: fuse: kvariant fault injection\n")
     assert s.status == Status.FAIL
     assert s.message == ("kernel: Kernel panic - not syncing: fuse: kvariant fault injection; "
                          "the guest died during fio/fuse-passthrough/randwrite-4k-nj2 (qemu exited; x)")
@@ -82,20 +90,20 @@ def test_a_panic_leads_the_guest_dying():
 def test_a_fatal_report_leads_an_earlier_warning():
     text = (SPLATS / "warn-on-write.txt").read_text() + (SPLATS / "bug-on-write.txt").read_text()
     s = stage(Status.ERROR, "ended at once by the kernel's report")
-    VariantRun.fail_on_splats(s, text)
+    judge(s, text)
     assert s.message.startswith("kernel: kernel BUG at fs/fuse/passthrough.c:74! (+3 more); ended at once")
 
 
 def test_an_rcu_stall_alone_only_describes_a_hang():
     s = stage(Status.ERROR, "fio randwrite-4k-nj2: no answer within its deadline of 60 s")
-    VariantRun.fail_on_splats(s, "[  99.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n")
+    judge(s, "[  99.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n")
     assert s.status == Status.ERROR
     assert s.message.endswith("; kernel: rcu: INFO: rcu_preempt self-detected stall on CPU")
 
 
 def test_no_splat_changes_nothing():
     s = stage(message="20000 IOPS")
-    VariantRun.fail_on_splats(s, (FIXTURES / "dmesg-clean-boot.txt").read_text())
+    judge(s, (FIXTURES / "dmesg-clean-boot.txt").read_text())
     assert (s.status, s.message, s.detail) == (Status.PASS, "20000 IOPS", "")
 
 
@@ -158,9 +166,13 @@ def test_unwritable_junit_stops_the_run_with_one_error(tmp_path, small_tree, cac
     cfg = config.load(small_config(tmp_path, small_tree))
     run = Run(cfg, tmp_path / "r", "r", UI())
 
-    def full(*a, **kw):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr("kvariant.runner.write_junit", full)
+    real = files.write_atomic
+
+    def full(path, text):  # the disk fills once the summary is there
+        if path.name == "junit.xml":
+            raise OSError(28, "No space left on device")
+        real(path, text)
+    monkeypatch.setattr(files, "write_atomic", full)
     with pytest.raises(ResultsUnwritable, match=r"cannot write .*/junit.xml: No space left on device"):
         run.execute()
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["variants"]  # what it had

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import FIXTURES
 from kvariant.config import FioConfig
-from kvariant.workload_stages import summarize_runs
+from kvariant.pipeline.fio_workload import summarize_runs
 from kvariant.workloads import fio, storage
 from kvariant.config import NullBlkConfig
 

@@ -22,7 +22,7 @@ from conftest import PROJECT
 LAYERS = (
     # pure pieces
     ("kvariant.errors", "kvariant.paths", "kvariant.model", "kvariant.stats", "kvariant.splats",
-     "kvariant.twolevel", "kvariant.paired", "kvariant.calibration", "kvariant.tally"),
+     "kvariant.twolevel", "kvariant.paired", "kvariant.calibration", "kvariant.tally", "kvariant.files"),
     # host tools, and the registries the config reads its names from
     ("kvariant.proc", "kvariant.tree", "kvariant.fuse", "kvariant.workloads.targets",
      "kvariant.workloads.storage", "kvariant.workloads.fusetrace"),
@@ -33,7 +33,7 @@ LAYERS = (
      "kvariant.build", "kvariant.guest", "kvariant.vm"),
     # a run, its results and reports
     # (the results side's own order is tests/test_layers.py's)
-    ("kvariant.runner", "kvariant.workload_stages", "kvariant.summary", "kvariant.junit", "kvariant.compare",
+    ("kvariant.pipeline", "kvariant.summary", "kvariant.junit", "kvariant.compare",
      "kvariant.comparison", "kvariant.calibrate",
      "kvariant.render", "kvariant.ui", "kvariant.report"),
     ("kvariant.cli",),
@@ -84,7 +84,7 @@ def test_no_module_pulls_in_one_above_it(imports):
 
 def test_the_config_pulls_in_no_workload_run_or_report(imports):
     loaded = json.loads(imports["kvariant.config"].stdout)
-    for module in ("kvariant.runner", "kvariant.vm", "kvariant.workloads.fio", "kvariant.report",
+    for module in ("kvariant.pipeline", "kvariant.vm", "kvariant.workloads.fio", "kvariant.report",
                    "kvariant.compare", "kvariant.workloads.xfstests"):
         assert module not in loaded
     assert "kvariant.config" in json.loads(imports["kvariant.workloads.xfstests"].stdout)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-RUN_SIDE = {"kvariant.runner", "kvariant.cli", "kvariant.vm", "kvariant.tree", "kvariant.build",
+RUN_SIDE = {"kvariant.pipeline", "kvariant.cli", "kvariant.vm", "kvariant.tree", "kvariant.build",
             "kvariant.guest"}
 ABOVE = {
     "kvariant.summary": RUN_SIDE | {"kvariant.compare", "kvariant.comparison", "kvariant.render",

@@ -7,7 +7,9 @@ from conftest import broken_patch_config
 from kvariant import config
 from kvariant.model import Status, VariantResult
 from kvariant.ui import UI
-from kvariant.runner import Run, VariantRun
+from kvariant.pipeline.run import Run
+from kvariant.pipeline.variant import VariantRun
+from kvariant.pipeline.xfstests_workload import XfstestsWorkload
 
 
 def make_run(tmp_path, small_tree, extra=""):
@@ -24,7 +26,7 @@ def make_run(tmp_path, small_tree, extra=""):
 
 def test_xfstests_without_tree_is_skipped_with_reason(tmp_path, small_tree, cache):
     run, vr = make_run(tmp_path, small_tree, '[xfstests]\ntests = ["generic/001"]\n')
-    vr.run_xfstests()
+    XfstestsWorkload().run(vr)
     stage = vr.result.stage("xfstests")
     assert stage.status == Status.SKIP and stage.message == "xfstests not run: no xfstests.dir configured"
     case = next(c for c in ET.parse(vr.dir / "junit.xml").getroot().iter("testcase")
@@ -35,7 +37,7 @@ def test_xfstests_without_tree_is_skipped_with_reason(tmp_path, small_tree, cach
 def test_xfstests_bad_tree_fails_when_required(tmp_path, small_tree, cache):
     (tmp_path / "xt").mkdir()
     run, vr = make_run(tmp_path, small_tree, f'[xfstests]\ndir = "{tmp_path / "xt"}"\nrequired = true\n')
-    vr.run_xfstests()
+    XfstestsWorkload().run(vr)
     stage = vr.result.stage("xfstests")
     assert stage.status == Status.FAIL and "xfstests not run" in stage.message
 

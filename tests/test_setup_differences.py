@@ -13,7 +13,7 @@ from kvariant.junit import write_junit
 from kvariant.model import VariantResult
 from kvariant.report import apply_regressions
 from kvariant.ui import UI
-from kvariant.runner import Run
+from kvariant.pipeline.run import Run
 from kvariant.summary import SETUP_KEYS, RunSummary, setup_record
 
 RUNS = FIXTURES / "runs"

@@ -74,7 +74,9 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
     from kvariant.errors import StageError
     from kvariant.model import VariantResult
     from kvariant.ui import UI
-    from kvariant.runner import Run, VariantRun
+    from kvariant.pipeline.run import Run
+    from kvariant.pipeline import stages
+    from kvariant.pipeline.variant import VariantRun
 
     conf = tmp_path / "p.toml"
     conf.write_text(f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n'
@@ -83,7 +85,7 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
     run = Run(cfg, tmp_path / "r", "r", UI())
     vr = VariantRun(run, cfg.variants[0], VariantResult("series"))
     vr.dir.mkdir(parents=True)
-    vr.apply()
+    stages.apply(vr)
     built = []
 
     def build(mirror, commit, fragments, log, jobs=None, timeout=0):
@@ -92,8 +94,8 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
             raise StageError("build failed: fs/fuse/file.c:10:1: error: expected ';'")
         from kvariant.build import BuildResult
         return BuildResult(tmp_path, tmp_path, "1.0", 12.0)
-    monkeypatch.setattr("kvariant.runner.build_kernel", build)
-    vr.check_series()
+    monkeypatch.setattr("kvariant.pipeline.stages.build_kernel", build)
+    stages.check_series(vr)
     first, second = vr.result.stages
     assert first.name == "series/01-fuse-topic-change-1" and first.status.value == "fail"
     assert first.message == ("patch 1/2 breaks the build: fuse: topic change 1: "

@@ -12,7 +12,7 @@ from kvariant import config
 from kvariant.build import build_kernel
 from kvariant.config import FioConfig, FuseConfig, NullBlkConfig
 from kvariant.errors import StageError
-from kvariant.runner import Accel
+from kvariant.pipeline.boot import Accel
 from kvariant.tree import Mirror
 from kvariant.vm import VM, qemu_pids
 from kvariant.workloads import fio, storage
