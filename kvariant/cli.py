@@ -105,51 +105,50 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_compare(sub) -> None:
-    cmp = sub.add_parser(
-        "compare", help="compare variants of runs already on disk",
-        description="Compare the variants of one run, or the same variants across runs "
-                    "(yesterday's v1 against today's v2), from their summary.json: nothing is "
-                    "run again.  Writes report.md (the cover-letter table), report.html (with "
-                    "plots) and report.json.  Each fio point's repeats give a mean with a 95%% "
-                    "confidence interval; a change is significant only when Welch's interval "
-                    "excludes 0 and it exceeds the threshold.")
-    cmp.add_argument("runs", nargs="+", metavar="RUN",
-                     help="a run directory, or a run id under RESULTS")
-    cmp.add_argument("--results", type=Path, metavar="DIR",
-                     help="where run ids are looked up (default: results/ beside pipeline.py)")
+    cmp = _runs_on_disk(
+        sub, "compare", "compare variants of runs already on disk",
+        "Compare the variants of one run, or the same variants across runs "
+        "(yesterday's v1 against today's v2), from their summary.json: nothing is "
+        "run again.  Writes report.md (the cover-letter table), report.html (with "
+        "plots) and report.json.  Each fio point's repeats give a mean with a 95%% "
+        "confidence interval; a change is significant only when Welch's interval "
+        "excludes 0 and it exceeds the threshold.",
+        force="give better/worse verdicts across runs whose setups differ (fio job, "
+              "guest, accelerator, FUSE policy, kconfig fragments); without it the "
+              "report's first lines say what differs and those changes are 'not compared'",
+        out="where the reports go (default: the run's directory; for several runs, "
+            "compare-<ids>/ in the last one)")
     cmp.add_argument("--reference", metavar="VARIANT",
                      help="what the others are compared against: VARIANT or RUN-ID:VARIANT "
                           "(default: the first variant of the first run)")
-    cmp.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
-                     help="smallest change worth calling better or worse (default 0.05 = 5%%)")
-    cmp.add_argument("--force", action="store_true",
-                     help="give better/worse verdicts across runs whose setups differ (fio job, guest, "
-                          "accelerator, FUSE policy, kconfig fragments); without it the report's first "
-                          "lines say what differs and those changes are 'not compared'")
-    cmp.add_argument("--out", type=Path, metavar="DIR",
-                     help="where the reports go (default: the run's directory; for several "
-                          "runs, compare-<ids>/ in the last one)")
 
 
 def _add_calibrate(sub) -> None:
-    cal = sub.add_parser(
-        "calibrate", help="noise and false calls of runs already on disk (A/A), or power",
-        description="From runs on disk, each variant's guest a boot and its repeats the runs: per "
-                    "fio point the run and boot CVs, Kalibera-Jones' optimal runs per boot, the "
-                    "boots a ±15%% interval would take, and the verdicts over every pair of boots "
-                    "(today's Welch on runs, and the two-level ratio of means).  One kernel (one "
-                    "commit as several variants): the A/A false-call rate.  Two kernels: power, "
-                    "the rate of 'better' (B against the first run's first kernel).  Writes "
-                    "calibrate.md and calibrate.json.")
-    cal.add_argument("runs", nargs="+", metavar="RUN", help="a run directory, or a run id under RESULTS")
-    cal.add_argument("--results", type=Path, metavar="DIR",
+    _runs_on_disk(
+        sub, "calibrate", "noise and false calls of runs already on disk (A/A), or power",
+        "From runs on disk, each variant's guest a boot and its repeats the runs: per "
+        "fio point the run and boot CVs, Kalibera-Jones' optimal runs per boot, the "
+        "boots a ±15%% interval would take, and the verdicts over every pair of boots "
+        "(today's Welch on runs, and the two-level ratio of means).  One kernel (one "
+        "commit as several variants): the A/A false-call rate.  Two kernels: power, "
+        "the rate of 'better' (B against the first run's first kernel).  Writes "
+        "calibrate.md and calibrate.json.",
+        force="calibrate across runs whose setups differ",
+        out="where calibrate.md and calibrate.json go (default: the run's directory; "
+            "for several runs, calibrate-<ids>/ in the last one)")
+
+
+def _runs_on_disk(sub, name: str, summary: str, description: str, force: str, out: str):
+    """A command that reads runs already on disk, with the arguments they share."""
+    cmd = sub.add_parser(name, help=summary, description=description)
+    cmd.add_argument("runs", nargs="+", metavar="RUN", help="a run directory, or a run id under RESULTS")
+    cmd.add_argument("--results", type=Path, metavar="DIR",
                      help="where run ids are looked up (default: results/ beside pipeline.py)")
-    cal.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
+    cmd.add_argument("--threshold", type=_fraction, default=0.05, metavar="FRACTION",
                      help="smallest change called better or worse (default 0.05 = 5%%)")
-    cal.add_argument("--force", action="store_true", help="calibrate across runs whose setups differ")
-    cal.add_argument("--out", type=Path, metavar="DIR",
-                     help="where calibrate.md and calibrate.json go (default: the run's directory; "
-                          "for several runs, calibrate-<ids>/ in the last one)")
+    cmd.add_argument("--force", action="store_true", help=force)
+    cmd.add_argument("--out", type=Path, metavar="DIR", help=out)
+    return cmd
 
 
 def _slug(text: str) -> str:
