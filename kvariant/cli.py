@@ -39,6 +39,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    _add_run(sub)
+    _add_try(sub)
+    _add_compare(sub)
+    _add_calibrate(sub)
+    return p
+
+
+def _add_run(sub) -> None:
     run = sub.add_parser(
         "run", help="run the pipeline on a config",
         description="Run every variant of the config through apply, build, boot, storage and "
@@ -72,6 +80,8 @@ def parser() -> argparse.ArgumentParser:
                      help="build every variant with vmconfigs/debug.config too (lockdep, KASAN, "
                           "UBSAN, hung-task detection): slower, for correctness runs")
 
+
+def _add_try(sub) -> None:
     tr = sub.add_parser(
         "try", help="one patch or series against the configured base, quickly",
         description="Does my patch hold up?  Runs the config's base (variant baseline) against "
@@ -98,10 +108,6 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--force", action="store_true",
                     help="with --against RUN: judge IOPS changes even when that run's setup differs")
     tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
-
-    _add_compare(sub)
-    _add_calibrate(sub)
-    return p
 
 
 def _add_compare(sub) -> None:
