@@ -41,7 +41,6 @@ from scipy import stats as _sp
 
 from . import stats
 from .calibration import Rate, rate
-from .compare import POINT
 from .errors import ConfigError
 from .model import VariantResult
 from .summary import RunSummary, describe_differences, repeat_iops
@@ -160,7 +159,7 @@ def kernels_of(runs: Sequence[RunSummary]) -> tuple[list[Kernel], list[str]]:
     notes = []
     for run in runs:
         for v in run.variants:
-            if not any(POINT.match(s.name) and s.figures.get("iops") is not None for s in v.stages):
+            if not any(s.id.point and s.figures.get("iops") is not None for s in v.stages):
                 notes.append(f"{run.run_id}:{v.name} measured no fio point ({v.status.value}): "
                              "left out")
                 continue
@@ -193,12 +192,12 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
                 continue
             boot_s = _stage_seconds(v, BOOT_STAGES)
             for s in v.stages:
-                m = POINT.match(s.name)
-                if not m or s.figures.get("iops") is None:
+                point = s.id.point
+                if point is None or s.figures.get("iops") is None:
                     continue
                 raw = s.figures.get("iops_runs")
                 xs = tuple(repeat_iops(raw) if raw else [float(s.figures["iops"])])
-                key = (m.group("target"), m.group("name"), int(m.group("nj")))
+                key = (s.id.target, *point)
                 label = f"{run.run_id}:{v.name}"
                 points.setdefault(key, []).append(Boot(run.run_id, v.name, kernel_of[label], xs,
                                                        s.seconds / len(xs) if s.seconds > 0 else None,

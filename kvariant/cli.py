@@ -232,7 +232,7 @@ def cmd_try(args) -> int:
 def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | None") -> int:
     from .report import apply_regressions, write_run_reports
     from .pipeline.run import Run
-    from .pipeline.stages import STAGE_NAMES as STAGES
+    from .testcase import STAGES
     from .ui import UI, print_summary
 
     run_id = run_dir.name

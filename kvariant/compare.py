@@ -14,15 +14,15 @@ import re
 from pathlib import Path
 
 from . import stats, summary
-from .comparison import (IN_RUN, REFERENCE, SAME_NAME, STAGE_NAMES, Comparison, FailedCase, FioPoint,
+from .comparison import (IN_RUN, REFERENCE, SAME_NAME, Comparison, FailedCase, FioPoint,
                          Pair, Patch, PatchChange, PointDelta, Revised, RunInfo, StatusChange, Variant,
                          XfstestsDelta)
 from .summary import RunSummary, repeat_iops
 from . import tally
 from .errors import ConfigError
 from .model import Status, VariantResult
+from .testcase import STAGES
 
-POINT = re.compile(r"^fio/(?P<target>[^/]+)/(?P<name>.+)-nj(?P<nj>\d+)$")
 CONTENTION = re.compile(r"^contention_(fuse|xfs)_(write|read)_waits_per_s$")  # contention.fuse_figures
 
 
@@ -50,7 +50,7 @@ def resolve_run_dir(arg: str | Path, results_root: Path) -> Path:
 
 def _variant(label: str, run: RunSummary, r: VariantResult) -> Variant:
     stages = {}
-    for name in STAGE_NAMES:
+    for name in STAGES:
         s = r.stage(name)
         stages[name] = s.status.value if s else "-"
     failed = [FailedCase(s.name, s.status.value, s.message) for s in r.stages
@@ -75,10 +75,10 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
     found: dict[tuple[str, str, int], FioPoint] = {}
     for label, r in labelled:
         for s in r.stages:
-            m = POINT.match(s.name)
-            if not m or s.figures.get("iops") is None:
+            point = s.id.point
+            if point is None or s.figures.get("iops") is None:
                 continue
-            key = (m.group("target"), m.group("name"), int(m.group("nj")))
+            key = (s.id.target, *point)
             p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
             p.samples[label] = stats.sample(_runs_of(s.figures))
             p.status[label] = s.status.value

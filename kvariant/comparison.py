@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from . import stats
 from . import tally
+from .testcase import TestcaseId
 
 
 def fmt_iops(v: float) -> str:
@@ -31,7 +32,6 @@ class _Record:
         return cls(**d)
 
 
-STAGE_NAMES = ("apply", "build", "boot", "storage")
 REFERENCE, IN_RUN, SAME_NAME = "reference", "in-run", "same-name"
 
 
@@ -136,7 +136,7 @@ class FioPoint:
 
     @property
     def testcase(self) -> str:
-        return f"fio/{self.target}/{self.job}-nj{self.numjobs}"
+        return str(TestcaseId.fio_point(self.target, self.job, self.numjobs))
 
     def delta(self, a: str, b: str) -> PointDelta | None:
         return next((d for d in self.deltas if d.a == a and d.b == b), None)
@@ -358,6 +358,6 @@ def regressions(comparison: Comparison, *, run_id: str | None = None,
         if not wanted(x.a, x.b, x.kind):
             continue
         for t in x.new_failures:
-            out.append(Regression(x.b, f"xfstests/{x.fstype}/{t.test}",
+            out.append(Regression(x.b, str(TestcaseId.xfstests(x.fstype, t.test)),
                                   f"{t.b} ({x.a}: {t.a})" + (f": {t.message}" if t.message else "")))
     return out

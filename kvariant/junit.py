@@ -23,11 +23,6 @@ def figure_lines(figures: dict) -> str:
     return "".join(f"{k}={v}\n" for k, v in figures.items())
 
 
-def point_of(name: str) -> str:
-    """fio/xfs/randwrite-4k-nj1 -> randwrite-4k-nj1"""
-    return name.rsplit("/", 1)[-1]
-
-
 def testcase(variant: str, stage) -> TestCase:
     out = []
     if stage.figures:
@@ -59,7 +54,7 @@ def suites(result: VariantResult) -> list[TestSuite]:
         props = {}
         for s in stages:
             for k, v in s.figures.items():
-                props[f"{point_of(s.name)}.{k}"] = str(v)
+                props[f"{s.id.leaf}.{k}"] = str(v)
         if suite == "stages":
             props.update({f"info.{k}": str(v) for k, v in result.info.items()
                           if isinstance(v, (str, int, float))})

@@ -7,6 +7,8 @@ import dataclasses
 import enum
 from typing import Any
 
+from .testcase import TestcaseId
+
 
 class Status(str, enum.Enum):
     PASS = "pass"
@@ -32,6 +34,10 @@ class StageResult:
     log: str = ""  # path of the stage log, relative to the variant directory
     figures: dict[str, Any] = dataclasses.field(default_factory=dict)
     suite: str = "stages"  # the JUnit testsuite it belongs to
+
+    @property
+    def id(self) -> TestcaseId:
+        return TestcaseId.parse(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -26,11 +26,11 @@ from .errors import ConfigError
 from .files import write_result
 from .model import Status, VariantResult
 from .tally import summarize as summarize_xfstests
+from .testcase import TestcaseId
 
 SCHEMA = 1  # summary.json's layout; a summary without the key has layout 1
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a directory name, never a path
 VARIANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # config.SLUG
-FIO_POINT = re.compile(r"^fio/[^/]+/.+$")
 TEXT_FIELDS = ("name", "message", "detail", "reproduce", "log", "suite")
 STATUSES = tuple(s.value for s in Status)
 
@@ -260,7 +260,7 @@ def _check_stage(path: Path, key: str, s: Any) -> None:
     figures = s.get("figures", {})
     if not isinstance(figures, dict):
         raise ConfigError(path, f"{key}.figures", f"expected an object, got {_kind(figures)}")
-    if FIO_POINT.match(s.get("name", "")):
+    if TestcaseId.parse(s.get("name", "")).target:
         _check_iops(path, f"{key}.figures", figures)
 
 

@@ -21,9 +21,9 @@ def by_fstype(stages: Iterable[StageResult], tests_only: bool = False) -> dict[s
     steps around them (``list``, ``setup``)."""
     out: dict[str, dict[str, StageResult]] = {}
     for s in stages:
-        parts = s.name.split("/", 2)
-        if parts[0] == "xfstests" and len(parts) == 3 and (not tests_only or "/" in parts[2]):
-            out.setdefault(parts[1], {})[parts[2]] = s
+        tid = s.id
+        if tid.fstype and tid.name and (not tests_only or tid.test):
+            out.setdefault(tid.fstype, {})[tid.name] = s
     return out
 
 

@@ -21,7 +21,8 @@ from conftest import PROJECT
 
 LAYERS = (
     # pure pieces
-    ("kvariant.errors", "kvariant.paths", "kvariant.model", "kvariant.stats", "kvariant.splats",
+    ("kvariant.errors", "kvariant.paths", "kvariant.testcase", "kvariant.model", "kvariant.stats",
+     "kvariant.splats",
      "kvariant.twolevel", "kvariant.paired", "kvariant.calibration", "kvariant.tally", "kvariant.files"),
     # host tools, and the registries the config reads its names from
     ("kvariant.proc", "kvariant.tree", "kvariant.fuse", "kvariant.workloads.targets",

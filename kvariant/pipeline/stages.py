@@ -14,6 +14,7 @@ from ..build import build_kernel, toolchain
 from ..config import Config
 from ..errors import GuestGone, StageError
 from ..model import StageResult, Status
+from .. import testcase
 from ..paths import slug
 from ..tree import apply_series, patch_files, series_from_ref
 from ..workloads import storage as storage_setup
@@ -116,10 +117,10 @@ def storage(v: "VariantRun") -> str:
     return " ".join(res.stdout.split())
 
 
-STAGES: tuple[Stage, ...] = (
-    Stage("apply", "apply.log", apply),
-    Stage("build", "build.log", build, before=check_series),
-    Stage("boot", "console.log", boot_stage.boot),
-    Stage("storage", "guest.log", storage),
-)
-STAGE_NAMES = tuple(s.name for s in STAGES)
+STEPS = {  # each stage of testcase.STAGES: its log, what it does, what comes before it
+    "apply": ("apply.log", apply, None),
+    "build": ("build.log", build, check_series),
+    "boot": ("console.log", boot_stage.boot, None),
+    "storage": ("guest.log", storage, None),
+}
+STAGES: tuple[Stage, ...] = tuple(Stage(name, *STEPS[name]) for name in testcase.STAGES)

@@ -22,7 +22,8 @@ from ..splats import Splat, find_splats, splat_excerpt
 from ..vm import VM, ConsoleWatch, console_tail
 from .fio_workload import FioWorkload
 from .outcome import judge_console, outcome_of
-from .stages import STAGE_NAMES, STAGES, Stage, Workload
+from ..testcase import STAGES as STAGE_NAMES, TestcaseId
+from .stages import STAGES, Stage, Workload
 from .xfstests_workload import XfstestsWorkload
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class VariantRun:
         # guest is a new one)
         self.done: dict[str, StageResult] = {} if previous is None else {
             s.name: s for s in previous.stages
-            if s.name.startswith(("fio/", "xfstests/")) and s.message != "interrupted"}
+            if s.id.scope and s.message != "interrupted"}
         self.config = run.config
         self.variant = variant
         self.result = result
@@ -101,7 +102,7 @@ class VariantRun:
         done = {s.name for s in self.result.stages}
         for name in [n for n in self.later_names() if n not in done] or ["interrupted"]:
             self.record(StageResult(name, Status.ERROR, message="interrupted",
-                                    suite=f"fio.{name.split('/')[1]}" if name.startswith("fio/") else "stages"))
+                                    suite=TestcaseId.parse(name).suite if TestcaseId.parse(name).target else "stages"))
 
     # -- recording ------------------------------------------------------
     def record(self, stage: StageResult) -> StageResult:
@@ -115,8 +116,8 @@ class VariantRun:
         done = {s.name for s in self.result.stages}
         for name in self.later_names():
             if name not in done and not (name == "xfstests" and any(
-                    n.startswith("xfstests/") for n in done)):
-                self.record(StageResult(name, Status.SKIP, message=why, suite=suite_of(name)))
+                    TestcaseId.parse(n).fstype for n in done)):
+                self.record(StageResult(name, Status.SKIP, message=why, suite=TestcaseId.parse(name).suite))
 
     def record_dmesg(self) -> None:
         """The ``dmesg`` testcase: every kernel splat of the guest's life,
@@ -248,9 +249,3 @@ class VariantRun:
                 pass
         self.vm.stop()
 
-
-def suite_of(name: str) -> str:
-    parts = name.split("/")
-    if parts[0] in ("fio", "xfstests") and len(parts) > 1:
-        return f"{parts[0]}.{parts[1]}"
-    return "xfstests" if name == "xfstests" else "stages"

@@ -4,7 +4,8 @@ cells, verdict rules, titles, the lists of what changed."""
 from __future__ import annotations
 
 from .. import stats
-from ..comparison import STAGE_NAMES, Comparison, FioPoint, PointDelta, fmt_iops
+from ..comparison import Comparison, FioPoint, PointDelta, fmt_iops
+from ..testcase import STAGES
 
 XFSTESTS_TITLES = {"new_failures": "new failures", "fixed": "now pass (fixed)",
                    "now_run": "now run and pass", "no_longer_run": "no longer run",
@@ -160,8 +161,8 @@ def one_line(text: str, limit: int = 160) -> str:
 
 
 def stage_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    header = ["variant", *STAGE_NAMES, "result"]
-    rows = [[v.label, *(v.stages[s] for s in STAGE_NAMES), v.status] for v in c.variants]
+    header = ["variant", *STAGES, "result"]
+    rows = [[v.label, *(v.stages[s] for s in STAGES), v.status] for v in c.variants]
     return header, rows
 
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ...model import StageResult, Status
+from ...testcase import TestcaseId
 from ...splats import find_splats, INTENDED_KINDS
 from .config import DIFF_LINES
 
@@ -270,8 +271,8 @@ def outcome_to_stage(outcome: TestOutcome, fstype: str) -> StageResult:
         figures["flaky"] = True
         if outcome.diff:
             detail.insert(0, "the failed run:\n" + "\n".join(outcome.diff.splitlines()[:DIFF_LINES]))
-    return StageResult(name=f"xfstests/{fstype}/{outcome.name}", status=status,
-                       seconds=outcome.seconds, message=message, detail="\n\n".join(detail),
-                       figures=figures, suite=f"xfstests.{fstype}")
+    tid = TestcaseId.xfstests(fstype, outcome.name)
+    return StageResult(name=str(tid), status=status, seconds=outcome.seconds, message=message,
+                       detail="\n\n".join(detail), figures=figures, suite=tid.suite)
 
 

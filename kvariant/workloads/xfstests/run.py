@@ -14,6 +14,7 @@ from typing import Callable
 from ...config import XfstestsConfig
 from ...errors import KernelReport, StageError
 from ...model import StageResult, Status
+from ...testcase import TestcaseId
 from .config import CHECK_OVERHEAD, KILL_GRACE
 from .guest import (GuestLayout, _release_steps, guest_layout, guest_setup_script,
                     guest_teardown_script, list_argv, parse_test_list, single_test_argv)
@@ -79,9 +80,9 @@ def _recover(guest, lay: GuestLayout, test: str, marker: str, log: Path) -> bool
 
 def _error(fstype: str, what: str, message: str, detail: str = "", reproduce: str = "",
            status: Status = Status.ERROR, seconds: float = 0.0) -> StageResult:
-    return StageResult(name=f"xfstests/{fstype}/{what}", status=status, seconds=seconds,
-                       message=message, detail=detail, reproduce=reproduce,
-                       suite=f"xfstests.{fstype}")
+    tid = TestcaseId.xfstests(fstype, what)
+    return StageResult(name=str(tid), status=status, seconds=seconds,
+                       message=message, detail=detail, reproduce=reproduce, suite=tid.suite)
 
 
 def _list_tests(guest, cfg, fstype, lay, outdir: Path, log) -> tuple[list[str], StageResult | None]:
@@ -138,8 +139,9 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
 
     lost = ""
     for n, test in enumerate(tests):
-        if f"xfstests/{fstype}/{test}" in (done or {}):
-            add(done[f"xfstests/{fstype}/{test}"])
+        kept = (done or {}).get(str(TestcaseId.xfstests(fstype, test)))
+        if kept is not None:
+            add(kept)
             continue
         if lost:
             add(_error(fstype, test, f"not run: {lost}", status=Status.SKIP))
