@@ -43,7 +43,7 @@ from . import stats
 from .calibration import Rate, rate
 from .errors import ConfigError
 from .model import VariantResult
-from .summary import RunSummary, describe_differences, repeat_iops
+from .summary import RunSummary, describe_differences, point_runs
 from .twolevel import (boots_needed, change_verdict, optimal_runs, ratio_of_means,
                        variance_components)
 
@@ -195,8 +195,7 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
                 point = s.id.point
                 if point is None or s.figures.get("iops") is None:
                     continue
-                raw = s.figures.get("iops_runs")
-                xs = tuple(repeat_iops(raw) if raw else [float(s.figures["iops"])])
+                xs = tuple(point_runs(s.figures))
                 key = (s.id.target, *point)
                 label = f"{run.run_id}:{v.name}"
                 points.setdefault(key, []).append(Boot(run.run_id, v.name, kernel_of[label], xs,

@@ -17,7 +17,7 @@ from . import stats, summary
 from .comparison import (IN_RUN, REFERENCE, SAME_NAME, Comparison, FailedCase, FioPoint,
                          Pair, Patch, PatchChange, PointDelta, Revised, RunInfo, StatusChange, Variant,
                          XfstestsDelta)
-from .summary import RunSummary, repeat_iops
+from .summary import RunSummary, point_runs
 from . import tally
 from .errors import ConfigError
 from .model import Status, VariantResult
@@ -62,15 +62,6 @@ def _variant(label: str, run: RunSummary, r: VariantResult) -> Variant:
                    patches=patches)
 
 
-def _runs_of(figures: dict) -> list[float]:
-    """The per-repeat IOPS of a point: ``iops_runs`` ("25240,15800,21382"),
-    else the one figure ``iops``."""
-    runs = figures.get("iops_runs")
-    if (isinstance(runs, str) and runs.strip()) or (isinstance(runs, list) and runs):
-        return repeat_iops(runs)
-    return [float(figures["iops"])]
-
-
 def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
     found: dict[tuple[str, str, int], FioPoint] = {}
     for label, r in labelled:
@@ -80,7 +71,7 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
                 continue
             key = (s.id.target, *point)
             p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
-            p.samples[label] = stats.sample(_runs_of(s.figures))
+            p.samples[label] = stats.sample(point_runs(s.figures))
             p.status[label] = s.status.value
             waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
             if waits:

@@ -14,13 +14,13 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from .files import write_result
-from .model import Status, VariantResult
+from .model import Status, VariantResult, figure_text
 
 DETAIL_CHARS = 20000
 
 
 def figure_lines(figures: dict) -> str:
-    return "".join(f"{k}={v}\n" for k, v in figures.items())
+    return "".join(f"{k}={figure_text(v)}\n" for k, v in figures.items())
 
 
 def testcase(variant: str, stage) -> TestCase:
@@ -54,7 +54,7 @@ def suites(result: VariantResult) -> list[TestSuite]:
         props = {}
         for s in stages:
             for k, v in s.figures.items():
-                props[f"{s.id.leaf}.{k}"] = str(v)
+                props[f"{s.id.leaf}.{k}"] = figure_text(v)
         if suite == "stages":
             props.update({f"info.{k}": str(v) for k, v in result.info.items()
                           if isinstance(v, (str, int, float))})

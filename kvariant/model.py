@@ -9,6 +9,8 @@ from typing import Any
 
 from .testcase import TestcaseId
 
+REPEATS = ("iops_runs",)  # figures that are lists of numbers, on disk "25240,15800,21382"
+
 
 class Status(str, enum.Enum):
     PASS = "pass"
@@ -42,11 +44,33 @@ class StageResult:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["status"] = self.status.value
+        d["figures"] = {k: figure_text(v) if k in REPEATS and isinstance(v, (list, tuple)) else v
+                        for k, v in self.figures.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StageResult":
-        return cls(**{**d, "status": Status(d["status"])})
+        figures = {k: _numbers(v) if k in REPEATS else v for k, v in d.get("figures", {}).items()}
+        return cls(**{**d, "status": Status(d["status"]), "figures": figures})
+
+
+def figure_text(value: Any) -> str:
+    """A figure as the JUnit and summary.json write it: a list of numbers
+    (the repeats' IOPS) comma-separated, "25240,15800,21382"."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(int(x)) if float(x).is_integer() else repr(float(x)) for x in value)
+    return str(value)
+
+
+def _numbers(value: Any) -> Any:
+    """A list of repeats read back from its text; anything else (text that
+    is no list of numbers) as it is, for the summary's checks to judge."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    try:
+        return [float(x) for x in value.split(",")]
+    except ValueError:
+        return value
 
 
 @dataclasses.dataclass

@@ -281,10 +281,17 @@ def _check_iops(path: Path, key: str, figures: dict[str, Any]) -> None:
         raise ConfigError(path, f"{key}.iops_runs", corrupt + repr(runs))
 
 
+def point_runs(figures: dict[str, Any]) -> list[float]:
+    """The per-repeat IOPS of a fio point: its ``iops_runs``, else the one
+    figure ``iops``."""
+    runs = figures.get("iops_runs")
+    return repeat_iops(runs) if runs else [float(figures["iops"])]
+
+
 def repeat_iops(runs: str | list) -> list[float]:
-    """A fio point's per-repeat IOPS (its ``iops_runs``): the JUnit property's
-    comma-separated text ("25240,15800,21382") or a list of numbers.
-    ValueError/TypeError when it is neither."""
+    """A fio point's per-repeat IOPS (its ``iops_runs``): a list of numbers,
+    or as a summary on disk holds it, the JUnit property's comma-separated
+    text ("25240,15800,21382").  ValueError/TypeError when it is neither."""
     if isinstance(runs, str):
         return [float(x) for x in runs.split(",")]
     if isinstance(runs, list) and all(_is_number(x) for x in runs):

@@ -45,6 +45,7 @@ def test_summary_of_repeats_is_median_and_spread():
     s = summarize_runs(runs)
     assert s["iops"] == pytest.approx(41155.6, abs=0.1)
     assert s["iops_min"] == pytest.approx(35370.3, abs=0.1) and s["repeats"] == 3
+    assert s["iops_runs"] == [41156, 35370, 41156]  # numbers; the JUnit writes them as text
 
 
 def test_null_blk_script():

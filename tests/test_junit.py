@@ -19,7 +19,8 @@ def sample() -> VariantResult:
                     reproduce="make -C src O=out"),
         StageResult("boot", Status.SKIP, message="skipped: build failed"),
         StageResult("fio/xfs/randwrite-4k-nj1", Status.PASS, 12.0, suite="fio.xfs",
-                    figures={"iops": 41155.6, "bw_kib": 164654.0, "clat_p99_us": 2900.0}),
+                    figures={"iops": 41155.6, "bw_kib": 164654.0, "clat_p99_us": 2900.0,
+                             "iops_runs": [41156, 35370, 41156]}),
         StageResult("fio/xfs/randwrite-4k-nj2", Status.ERROR, 3.0, "guest gone", suite="fio.xfs"),
     ]
     return r
@@ -41,6 +42,8 @@ def test_figures_are_machine_readable():
     assert props["randwrite-4k-nj1.clat_p99_us"] == "2900.0"
     case = next(c for c in fio.iter("testcase") if c.get("name") == "fio/xfs/randwrite-4k-nj1")
     assert "iops=41155.6" in case.find("system-out").text.splitlines()
+    assert props["randwrite-4k-nj1.iops_runs"] == "41156,35370,41156"
+    assert "iops_runs=41156,35370,41156" in case.find("system-out").text.splitlines()
     stages = suites["kvariant.parallel-dio.stages"]
     build = next(c for c in stages.iter("testcase") if c.get("name") == "build")
     failure = build.find("failure")

@@ -54,3 +54,20 @@ def test_repeat_iops_reads_the_junit_text_and_a_list():
     for bad in ("1,,2", "a", [True], ["1"], 5):
         with pytest.raises((TypeError, ValueError)):
             repeat_iops(bad)
+
+
+def test_the_repeats_are_numbers_in_memory_and_the_junit_text_on_disk(tmp_path):
+    raw = json.loads((RUNS / "run-a" / "summary.json").read_text())
+    text = {s["name"]: s["figures"]["iops_runs"] for v in raw["variants"] for s in v["stages"]
+            if "iops_runs" in s.get("figures", {})}
+    assert text and all(isinstance(t, str) for t in text.values())
+    run = RunSummary.load(RUNS / "run-a")
+    loaded = {s.name: s.figures["iops_runs"] for v in run.variants for s in v.stages
+              if "iops_runs" in s.figures}
+    assert loaded == {name: [float(x) for x in t.split(",")] for name, t in text.items()}
+    run.variants[0].stages[-1].figures["iops_runs"] = [25240, 15800.5, 21382.0]
+    run.write(tmp_path)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["variants"][0]["stages"][-1]["figures"]["iops_runs"] == "25240,15800.5,21382"
+    again = RunSummary.load(tmp_path)
+    assert again.variants[0].stages[-1].figures["iops_runs"] == [25240.0, 15800.5, 21382.0]

@@ -118,7 +118,7 @@ def summarize_runs(runs: list) -> dict:
         "iops_min": round(min(iops), 1),
         "iops_max": round(max(iops), 1),
         "repeats": len(runs),
-        "iops_runs": ",".join(f"{v:.0f}" for v in iops),
+        "iops_runs": [round(v) for v in iops],
         "bw_kib": round(statistics.median(r.bw_kib for r in runs), 1),
         "clat_p99_us": round(statistics.median(r.p99_us for r in runs), 1),
         "numjobs": first["numjobs"],
