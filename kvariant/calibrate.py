@@ -147,7 +147,7 @@ class Calibration:
 # -- the kernels and their boots -------------------------------------------
 
 def _commit(v: VariantResult) -> str:
-    return str(v.info.get("commit") or "")
+    return str(v.info.commit or "")
 
 
 def kernels_of(runs: Sequence[RunSummary]) -> tuple[list[Kernel], list[str]]:

@@ -55,11 +55,16 @@ def _variant(label: str, run: RunSummary, r: VariantResult) -> Variant:
         stages[name] = s.status.value if s else "-"
     failed = [FailedCase(s.name, s.status.value, s.message) for s in r.stages
               if s.status in (Status.FAIL, Status.ERROR)]
-    patches = [Patch.from_dict(p) for p in r.info.get("patches") or [] if isinstance(p, dict)]
+    patches = [Patch.from_dict(p) for p in r.info.patches or [] if isinstance(p, dict)]
     return Variant(label=label, run_id=run.run_id, name=r.name, status=r.status.value,
-                   base=str(r.info.get("base", "")), commit=str(r.info.get("commit", "")),
-                   accel=str(r.info.get("accel") or run.accel.name), stages=stages, failed=failed,
+                   base=_text(r.info.base), commit=_text(r.info.commit),
+                   accel=str(r.info.boot.accel or run.accel.name), stages=stages, failed=failed,
                    patches=patches)
+
+
+def _text(value: object) -> str:
+    """A recorded value as text; "" when it was not recorded."""
+    return "" if value is None else str(value)
 
 
 def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:

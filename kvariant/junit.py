@@ -56,7 +56,7 @@ def suites(result: VariantResult) -> list[TestSuite]:
             for k, v in s.figures.items():
                 props[f"{s.id.leaf}.{k}"] = figure_text(v)
         if suite == "stages":
-            props.update({f"info.{k}": str(v) for k, v in result.info.items()
+            props.update({f"info.{k}": str(v) for k, v in result.info.to_dict().items()
                           if isinstance(v, (str, int, float))})
         out.append(TestSuite(f"kvariant.{result.name}.{suite}",
                              [testcase(result.name, s) for s in stages],

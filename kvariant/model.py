@@ -74,10 +74,77 @@ def _numbers(value: Any) -> Any:
 
 
 @dataclasses.dataclass
+class BuildInfo:
+    """The variant's kernel build (None: not built, or an older summary
+    that did not record it)."""
+
+    kernel_release: str | None = None
+    kernel_dir: str | None = None
+    build_dir: str | None = None
+    build_seconds: float | None = None
+    build_reused: bool | None = None
+    toolchain: str | None = None
+
+
+@dataclasses.dataclass
+class BootInfo:
+    """The variant's guest: how it booted, and how to boot it by hand."""
+
+    boot_attempts: int | None = None
+    vng: str | None = None  # the vng command line
+    ssh_port: int | None = None
+    accel: str | None = None  # kvm | tcg
+    accel_reason: str | None = None
+
+
+@dataclasses.dataclass
+class VariantInfo:
+    """What a variant's stages learnt: summary.json's flat ``info`` object
+    (and the ``info.*`` properties of its JUnit).  A field that is None was
+    not recorded and is not written; keys this version does not know are
+    kept in *extra*, and the order of a loaded object's keys is kept."""
+
+    base: str | None = None
+    base_commit: str | None = None
+    commit: str | None = None
+    patches: list[dict[str, Any]] | None = None  # tree.AppliedPatch as dicts
+    build: BuildInfo = dataclasses.field(default_factory=BuildInfo)
+    boot: BootInfo = dataclasses.field(default_factory=BootInfo)
+    xfstests_fuse_policy: str | None = None  # "passthrough,parallel_direct_writes,..."
+    complete: bool | None = None  # every testcase ran (--resume keeps the variant)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    order: tuple[str, ...] = dataclasses.field(default=(), compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        own = _fields(self)  # in the order a run records them: the build and boot in between
+        flat = {**{k: own[k] for k in ("base", "base_commit", "commit", "patches")},
+                **_fields(self.build), **_fields(self.boot), **own}
+        flat = {**{k: v for k, v in flat.items() if v is not None}, **self.extra}
+        return {**{k: flat[k] for k in self.order if k in flat}, **flat}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VariantInfo":
+        known, build, boot = (set(_fields(x)) for x in (cls(), BuildInfo(), BootInfo()))
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   build=BuildInfo(**{k: v for k, v in d.items() if k in build}),
+                   boot=BootInfo(**{k: v for k, v in d.items() if k in boot}),
+                   extra={k: v for k, v in d.items() if k not in known | build | boot},
+                   order=tuple(d))
+
+
+NOT_FLAT = ("build", "boot", "extra", "order")  # VariantInfo's fields that are no key of its own
+
+
+def _fields(x: Any) -> dict[str, Any]:
+    """A dataclass's own scalar fields, in order (not the nested ones)."""
+    return {f.name: getattr(x, f.name) for f in dataclasses.fields(x) if f.name not in NOT_FLAT}
+
+
+@dataclasses.dataclass
 class VariantResult:
     name: str
     stages: list[StageResult] = dataclasses.field(default_factory=list)
-    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # patches, kernel, accel...
+    info: VariantInfo = dataclasses.field(default_factory=VariantInfo)
 
     @property
     def status(self) -> Status:
@@ -91,10 +158,10 @@ class VariantResult:
         return next((s for s in self.stages if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status.value, "info": self.info,
+        return {"name": self.name, "status": self.status.value, "info": self.info.to_dict(),
                 "stages": [s.to_dict() for s in self.stages]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VariantResult":
-        return cls(name=d["name"], info=d.get("info", {}),
+        return cls(name=d["name"], info=VariantInfo.from_dict(d.get("info", {})),
                    stages=[StageResult.from_dict(s) for s in d.get("stages", [])])

@@ -118,10 +118,10 @@ def build_line(results: list[VariantResult]) -> str:
     """How many kernels the run built and reused (series checks included)."""
     built, reused, seconds = 0, 0, 0.0
     for r in results:
-        if "build_reused" in r.info:
-            reused += bool(r.info["build_reused"])
-            built += not r.info["build_reused"]
-            seconds += r.info.get("build_seconds", 0.0)
+        if r.info.build.build_reused is not None:
+            reused += bool(r.info.build.build_reused)
+            built += not r.info.build.build_reused
+            seconds += r.info.build.build_seconds or 0.0
         for s in r.stages:
             if s.suite == "series" and s.status == Status.PASS:
                 if s.figures.get("build_reused"):

@@ -16,7 +16,7 @@ from scipy import stats as sp
 from conftest import PROJECT
 from kvariant import calibrate as cal
 from kvariant.errors import ConfigError
-from kvariant.model import StageResult, Status, VariantResult
+from kvariant.model import StageResult, Status, VariantInfo, VariantResult
 from kvariant.summary import RunSummary
 
 A_COMMIT, B_COMMIT = "a" * 40, "b" * 40
@@ -31,7 +31,7 @@ def variant(name, commit, points, boot_s=30.0, storage_s=2.0, point_s=24.0):
         stages.append(StageResult(point, Status.PASS, point_s, figures={
             "iops": float(np.mean(runs)), "iops_runs": ",".join(f"{x:g}" for x in runs),
             "repeats": len(runs)}, suite="fio"))
-    return VariantResult(name, stages, {"commit": commit, "base": "v7.2.13"})
+    return VariantResult(name, stages, VariantInfo(commit=commit, base="v7.2.13"))
 
 
 def write_run(root, run_id, variants, setup=SETUP):
@@ -278,7 +278,7 @@ def test_benchmark_scripts_refuse_bad_arguments(args, needle):
 
 
 def test_a_variant_that_measured_nothing_is_left_out_and_said(tmp_path, aa_runs):
-    broken = VariantResult("c", [StageResult("build", Status.FAIL, 3.0, "make: exit code 2")], {})
+    broken = VariantResult("c", [StageResult("build", Status.FAIL, 3.0, "make: exit code 2")])
     d = write_run(tmp_path, "r3", [variant("a", A_COMMIT, {POINT: [99, 101, 100]}), broken])
     c = cal.calibrate(load(*aa_runs, d))
     assert c.mode == cal.AA and c.kernels[0].variants[-1] == "r3:a"

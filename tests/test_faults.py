@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES, PROJECT
 from kvariant import cli, config, files
 from kvariant.errors import ConfigError, ResultsUnwritable
-from kvariant.model import StageResult, Status, VariantResult
+from kvariant.model import StageResult, Status, VariantInfo, VariantResult
 from kvariant.ui import UI
 from kvariant.pipeline.outcome import judge_console
 from kvariant.pipeline.run import Run
@@ -132,7 +132,7 @@ def test_resume_keeps_what_ended(tmp_path, small_tree, cache):
     done = StageResult("fio/xfs/randwrite-4k-nj1", Status.PASS, 9.0, "100 IOPS", figures={"iops": 100},
                        suite="fio.xfs")
     cut = StageResult("fio/xfs/randwrite-4k-nj2", Status.ERROR, 3.0, "interrupted", suite="fio.xfs")
-    finished = VariantResult("baseline", [StageResult("apply", Status.PASS)], {"complete": True})
+    finished = VariantResult("baseline", [StageResult("apply", Status.PASS)], VariantInfo(complete=True))
     partial = VariantResult("second", [StageResult("boot", Status.PASS), done, cut])
     previous = {"seconds": 50.0, "variants": [finished.to_dict(), partial.to_dict()]}
     run = Run(cfg, tmp_path / "r", "r", UI(), previous=previous)

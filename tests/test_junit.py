@@ -6,13 +6,14 @@ from lxml import etree
 
 from conftest import FIXTURES
 from kvariant.junit import to_xml, write_junit
-from kvariant.model import StageResult, Status, VariantResult
+from kvariant.model import BuildInfo, StageResult, Status, VariantInfo, VariantResult
 
 SCHEMA = etree.XMLSchema(etree.parse(str(FIXTURES / "junit-10.xsd")))
 
 
 def sample() -> VariantResult:
-    r = VariantResult("parallel-dio", info={"commit": "abc", "kernel_release": "7.2.13", "patches": [1]})
+    r = VariantResult("parallel-dio", info=VariantInfo(commit="abc", patches=[{"subject": "x"}],
+                                                       build=BuildInfo(kernel_release="7.2.13")))
     r.stages += [
         StageResult("apply", Status.PASS, 0.2, "2 patch(es)"),
         StageResult("build", Status.FAIL, 40.0, "build failed", detail="fs/fuse/file.c:1: error: x <&>",
@@ -51,6 +52,8 @@ def test_figures_are_machine_readable():
     assert "reproduce: make -C src O=out" in failure.text and "error: x <&>" in failure.text
     assert next(c for c in stages.iter("testcase") if c.get("name") == "boot").find("skipped") is not None
     assert stages.get("failures") == "1" and fio.get("errors") == "1"
+    info = {p.get("name"): p.get("value") for p in stages.iter("property") if p.get("name").startswith("info.")}
+    assert info == {"info.commit": "abc", "info.kernel_release": "7.2.13"}  # a list is no property
 
 
 def test_schema_rejects_properties_on_testcase():

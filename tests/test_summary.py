@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from conftest import FIXTURES
+from kvariant.model import BootInfo, BuildInfo, VariantInfo, VariantResult
 from kvariant.summary import SCHEMA, RunSummary, repeat_iops
 
 RUNS = FIXTURES / "runs"
@@ -71,3 +72,40 @@ def test_the_repeats_are_numbers_in_memory_and_the_junit_text_on_disk(tmp_path):
     assert written["variants"][0]["stages"][-1]["figures"]["iops_runs"] == "25240,15800.5,21382"
     again = RunSummary.load(tmp_path)
     assert again.variants[0].stages[-1].figures["iops_runs"] == [25240.0, 15800.5, 21382.0]
+
+
+@pytest.mark.parametrize("name", ["run-a", "run-b"])
+def test_the_info_of_each_variant_loads_typed_and_writes_back_as_it_was(tmp_path, name):
+    raw = json.loads((RUNS / name / "summary.json").read_text())
+    run = RunSummary.load(RUNS / name)
+    for v, d in zip(run.variants, raw["variants"]):
+        assert json.dumps(v.info.to_dict()) == json.dumps(d["info"])  # the same keys, in their order
+        assert (v.info.base, v.info.commit) == (d["info"]["base"], d["info"]["commit"])
+        assert v.info.boot.accel == "tcg" and v.info.patches == d["info"]["patches"]
+        assert v.info.build.build_reused == d["info"].get("build_reused")
+    run.write(tmp_path)
+    once = (tmp_path / "summary.json").read_bytes()
+    RunSummary.load(tmp_path).write(tmp_path)
+    assert (tmp_path / "summary.json").read_bytes() == once  # load + write changes nothing
+
+
+def test_a_run_writes_the_info_in_the_order_it_records_it():
+    info = VariantInfo(base="v7.2.13", base_commit="4a20", commit="35b4", patches=[],
+                       build=BuildInfo("7.2.13+", "/k", "/b", 12.5, False, "gcc 14"),
+                       boot=BootInfo(1, "vng --run /k", 2222, "tcg", "accel = tcg"),
+                       xfstests_fuse_policy="passthrough", complete=True)
+    assert list(info.to_dict()) == [
+        "base", "base_commit", "commit", "patches", "kernel_release", "kernel_dir", "build_dir",
+        "build_seconds", "build_reused", "toolchain", "boot_attempts", "vng", "ssh_port", "accel",
+        "accel_reason", "xfstests_fuse_policy", "complete"]
+    assert VariantInfo.from_dict(info.to_dict()) == info
+    assert VariantInfo(base="v1").to_dict() == {"base": "v1"}  # what was not recorded is not written
+
+
+def test_an_info_of_older_or_newer_kvariant_loads_and_keeps_what_it_does_not_know():
+    d = {"accel": "kvm", "future_key": {"x": [1]}, "commit": "abc", "build": "a key of that name"}
+    info = VariantInfo.from_dict(d)
+    assert info.boot.accel == "kvm" and info.commit == "abc" and info.build == BuildInfo()
+    assert info.extra == {"future_key": {"x": [1]}, "build": "a key of that name"}
+    assert json.dumps(info.to_dict()) == json.dumps(d)
+    assert VariantInfo.from_dict({}) == VariantInfo() and VariantResult.from_dict({"name": "a"}).info == VariantInfo()

@@ -101,4 +101,4 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
     assert first.message == ("patch 1/2 breaks the build: fuse: topic change 1: "
                              "build failed: fs/fuse/file.c:10:1: error: expected ';'")
     assert second.status.value == "pass" and second.message == "patch 2/2 applies and builds (built in 12 s)"
-    assert built == [p["commit"] for p in vr.result.info["patches"]]
+    assert built == [p["commit"] for p in vr.result.info.patches]

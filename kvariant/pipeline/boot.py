@@ -90,11 +90,11 @@ def boot(v: "VariantRun") -> str:
             (v.dir / "console.log").rename(kept)
             note += f"attempt {attempt} failed: {e.message} [{kept.name}]; "
             v.vm = None
-    info = v.result.info
-    info["boot_attempts"] = attempt
-    info["vng"] = " ".join(v.vm.argv)  # how to boot this kernel by hand
-    info["ssh_port"] = v.vm.port
-    info["accel"] = "kvm" if v.run.accel.kvm else "tcg"
-    info["accel_reason"] = v.run.accel.reason
+    info = v.result.info.boot
+    info.boot_attempts = attempt
+    info.vng = " ".join(v.vm.argv)  # how to boot this kernel by hand
+    info.ssh_port = v.vm.port
+    info.accel = "kvm" if v.run.accel.kvm else "tcg"
+    info.accel_reason = v.run.accel.reason
     uname = v.vm.guest.run("uname -r", timeout=30).stdout.strip()
-    return f"{note}{info['accel']}, {v.config.vm.cpus} vCPUs, {v.config.vm.memory}: {uname or '?'}"
+    return f"{note}{info.accel}, {v.config.vm.cpus} vCPUs, {v.config.vm.memory}: {uname or '?'}"

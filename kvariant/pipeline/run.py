@@ -47,7 +47,7 @@ class Run:
         try:
             for variant in self.config.variants:
                 prev = before.get(variant.name)
-                if prev is not None and prev.info.get("complete"):
+                if prev is not None and prev.info.complete:
                     self.results.append(prev)  # finished before the interrupt: kept as it was
                     self.ui.info(f"{variant.name:<16} kept from the interrupted run ({prev.status.value})")
                     continue

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from ..build import build_kernel, toolchain
 from ..config import Config
 from ..errors import GuestGone, StageError
-from ..model import StageResult, Status
+from ..model import BuildInfo, StageResult, Status
 from .. import testcase
 from ..paths import slug
 from ..tree import apply_series, patch_files, series_from_ref
@@ -61,8 +61,8 @@ def apply(v: "VariantRun") -> str:
         f"{p.commit} {p.patch_id} {p.subject}  [{p.source}]\n" for p in applied) or "no patches\n")
     if applied:
         v.commit = applied[-1].commit
-    v.result.info["commit"] = v.commit
-    v.result.info["patches"] = [dataclasses.asdict(p) for p in applied]
+    v.result.info.commit = v.commit
+    v.result.info.patches = [dataclasses.asdict(p) for p in applied]
     return f"{len(applied)} patch(es) on {kernel.base}"
 
 
@@ -75,7 +75,7 @@ def check_series(v: "VariantRun") -> None:
     it, must build; one testcase per patch (apply already checked that each
     applies).  The last one is the variant's own build, reused by the build
     stage."""
-    patches = v.result.info.get("patches", [])
+    patches = v.result.info.patches or []
     if not v.variant.bisect or len(patches) < 2:
         return
     for i, p in enumerate(patches, 1):
@@ -97,9 +97,9 @@ def build(v: "VariantRun") -> str:
     res = build_kernel(v.run.mirror, v.commit, fragments(v), v.dir / "build.log",
                        jobs=v.config.kernel.jobs or None, timeout=v.config.timeouts.build)
     v.kernel_image = res.kernel_dir / "bzImage"
-    v.result.info.update(kernel_release=res.release, kernel_dir=str(res.kernel_dir),
-                         build_dir=str(res.build_dir), build_seconds=round(res.seconds, 1),
-                         build_reused=res.reused, toolchain=toolchain())
+    v.result.info.build = BuildInfo(kernel_release=res.release, kernel_dir=str(res.kernel_dir),
+                                    build_dir=str(res.build_dir), build_seconds=round(res.seconds, 1),
+                                    build_reused=res.reused, toolchain=toolchain())
     how = "reused (same commit and config)" if res.reused else (
         "configured and built" if res.configured else "incremental build")
     return f"{res.release}: {how} in {res.seconds:.0f} s"

@@ -60,8 +60,8 @@ class VariantRun:
         if (self.dir / "console.log").exists():  # an interrupted run's, kept beside the new one
             n = len(list(self.dir.glob("console-interrupted*.log"))) + 1
             (self.dir / "console.log").rename(self.dir / f"console-interrupted{n}.log")
-        self.result.info["base"] = self.config.kernel.base
-        self.result.info["base_commit"] = self.config.kernel.base_commit
+        self.result.info.base = self.config.kernel.base
+        self.result.info.base_commit = self.config.kernel.base_commit
         try:
             for i, stage in enumerate(STAGES):
                 if not self.step(stage):
@@ -76,7 +76,7 @@ class VariantRun:
                     self.skip_missing(f"skipped: {self.gone}")
                     break
             self.record_dmesg()
-            self.result.info["complete"] = True
+            self.result.info.complete = True
             self.run.save()
         except (KeyboardInterrupt, RunInterrupted):
             self.mark_interrupted()

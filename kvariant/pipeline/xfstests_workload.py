@@ -37,11 +37,11 @@ def run_xfstests(v: "VariantRun") -> None:
         return
     fuse = v.config.fuse_for(v.variant)
     policy = {"parallel_direct_writes": fuse.parallel_direct_writes, "direct_io": fuse.direct_io}
-    v.result.info["xfstests_fuse_policy"] = ",".join(
+    v.result.info.xfstests_fuse_policy = ",".join(
         ["passthrough"] + [k for k, v in policy.items() if v])
     if fuse.server != "kvariant":  # earlier summaries stay comparable
         policy["server"] = fuse.server
-        v.result.info["xfstests_fuse_policy"] += f",server={fuse.server}"
+        v.result.info.xfstests_fuse_policy += f",server={fuse.server}"
     for fstype in cfg.fstypes:
         if v.gone:
             break
