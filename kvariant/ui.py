@@ -107,7 +107,7 @@ def stage_table(results: list[VariantResult], stages: tuple[str, ...]) -> Table:
             st = r.stage(s)
             cells.append("-" if st is None else
                          f"[{STYLE[st.status]}]{st.status.value}[/] {st.seconds:.0f}s")
-        fio = [x for x in r.stages if x.suite.startswith("fio")]
+        fio = [x for x in r.stages if x.id.target]
         bad = sum(1 for x in fio if not x.status.ok)
         cells.append(f"{len(fio) - bad}/{len(fio)} ok" if fio else "-")
         table.add_row(r.name, *cells)

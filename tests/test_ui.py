@@ -51,3 +51,22 @@ def test_a_sigterm_during_a_stage_line_does_not_print_it_twice(pipeline_signals,
     text = out.getvalue()
     assert out.sent and text.count("ssh after 12 s") == 1, text
     assert text.count("interrupted") == 2 and text.endswith("what finished\n")
+
+
+def test_the_final_table_and_build_line_of_a_real_run():
+    from conftest import FIXTURES
+    from kvariant.summary import RunSummary
+    from kvariant.testcase import STAGES
+    from kvariant.ui import build_line, stage_table
+    run = RunSummary.load(FIXTURES / "runs" / "run-b")
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(stage_table(run.variants, STAGES))
+    rows = {line.split()[1]: line for line in console.export_text().splitlines() if "│" in line
+            and line.split()[1] in ("baseline", "parallel-dio", "v3")}
+    fio = {name: sum(1 for s in v.stages if s.name.startswith("fio/")) for name, v in
+           ((v.name, v) for v in run.variants)}
+    assert fio["baseline"] > 0 and f"{fio['baseline']}/{fio['baseline']} ok" in rows["baseline"]
+    assert rows["v3"].rstrip(" │").endswith("-")  # a build that failed measured nothing
+    reused = sum(bool(v.info.build.build_reused) for v in run.variants)
+    assert build_line(run.variants) == f"kernels: 0 built (0 s of building), {reused} reused"
+    assert reused == 2  # v3 failed to build: it records no build
