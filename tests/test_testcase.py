@@ -92,8 +92,8 @@ def test_a_name_of_no_known_form_is_a_stage_of_that_name(name):
 
 
 def test_the_stages_are_defined_once():
-    from kvariant import runner
+    from kvariant.pipeline import stages
     from kvariant.render import text
-    assert runner.STAGES is STAGES and text.STAGES is STAGES
-    for module in ("runner", "comparison", "compare", "render/text", "cli"):
+    assert tuple(s.name for s in stages.STAGES) == STAGES and text.STAGES is STAGES
+    for module in ("pipeline/stages", "pipeline/variant", "comparison", "compare", "render/text", "cli"):
         assert '"apply", "build"' not in Path(PROJECT / "kvariant" / f"{module}.py").read_text()
