@@ -4,13 +4,18 @@ checked and recorded as it ends."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
+import time
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from .. import hoststate
 from ..errors import StageError
+from ..hoststate import HostState, Sample
 from ..model import StageResult, Status
+from ..paths import locked
 from ..workloads import contention, fio
 from ..workloads.targets import make_target
 
@@ -85,13 +90,15 @@ def fio_point(v: "VariantRun", target, name: str, directory: str, numjobs: int) 
     cfg, t = v.config.fio, v.config.timeouts
     timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
     stage = StageResult(name, Status.PASS, suite=f"fio.{target.name}", log=f"fio/{target.name}/")
-    runs, counters = [], {}
-    with v.measuring(stage):
+    runs, counters, host = [], {}, []
+    with v.measuring(stage), measuring_alone(stage):
         try:
             before = target.counters(v.vm.guest)
             for rep in range(1, cfg.repeat + 1):
+                start = Sample.take()
                 runs.append(fio.run_point(v.vm.guest, directory, cfg, numjobs, rep,
                                           v.dir / "fio" / target.name, timeout))
+                host.append(HostState.between(start, Sample.take(), ours=hoststate.our_guest(v.vm.name)))
             counters, why = target.check(before, target.counters(v.vm.guest))
             if why:
                 stage.status, stage.message = Status.FAIL, why
@@ -101,12 +108,25 @@ def fio_point(v: "VariantRun", target, name: str, directory: str, numjobs: int) 
                     timeout, f"{target.name}-nj{numjobs}"))
         finally:  # the figures of the runs that finished, whatever happened next
             if runs:
-                stage.figures = {**summarize_runs(runs), **counters,
-                                 **{f"policy_{k}": v for k, v in target.policy().items()}}
+                stage.figures = {**stage.figures, **summarize_runs(runs), **counters, **hoststate.figures(host),
+                                 **{f"policy_{k}": on for k, on in target.policy().items()}}
                 if numjobs > v.config.vm.cpus:
                     stage.figures["note"] = f"numjobs {numjobs} > {v.config.vm.cpus} vCPUs"
                 if stage.status == Status.PASS:
                     stage.message = f"{stage.figures['iops']:.0f} IOPS"
+
+
+@contextlib.contextmanager
+def measuring_alone(stage: StageResult):
+    """One run measures on a host at a time (another may apply, build or
+    run xfstests meanwhile): a point waits for the host's measure lock,
+    and says how long it waited when it did."""
+    start = time.monotonic()
+    with locked("measure"):
+        waited = time.monotonic() - start
+        if waited >= 1:
+            stage.figures["measure_wait_s"] = round(waited, 1)
+        yield
 
 
 def summarize_runs(runs: list) -> dict:
