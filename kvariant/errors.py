@@ -47,6 +47,15 @@ class StageError(Exception):
         self.reproduce = reproduce
 
 
+class BootFailed(StageError):
+    """The guest did not reach SSH; *hung* when no panic or oops explains
+    it (the boot deadline passed)."""
+
+    def __init__(self, message: str, detail: str = "", reproduce: str = "", hung: bool = False):
+        super().__init__(message, detail, reproduce)
+        self.hung = hung
+
+
 class GuestGone(StageError):
     """The guest cannot be used any more: a workload did not return by its
     deadline, or the guest died or dropped its SSH connection.  The testcase
