@@ -4,12 +4,16 @@ Argument lists only, no shell; stdin from /dev/null; an explicit cwd and a
 ``LANG=C`` environment; always a timeout; a new session so that on timeout or
 interrupt the whole process group is killed; output streamed line by line to
 a log file, with a tail kept in memory for error messages.
+
+``run`` waits for a command; ``spawn`` starts one that lives on (a guest's
+vng) and returns a :class:`Spawned` whose ``stop`` kills its whole group.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import shlex
 import signal
@@ -21,6 +25,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .errors import CommandFailed
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TAIL = 60
 
@@ -67,7 +73,10 @@ def virtme_path() -> dict[str, str]:
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    """SIGTERM the process group of *proc* (a session leader), then SIGKILL
+    the group: at once when the leader is gone (its children may linger),
+    after *grace* seconds when it is not.  Nothing to do when the group has
+    no process left."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -82,6 +91,60 @@ def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             continue
         return
+
+
+class Spawned:
+    """A host process started by :func:`spawn`, leader of a process group
+    of its own.  ``wait`` raises ``subprocess.TimeoutExpired`` at its
+    timeout, as Popen's does."""
+
+    def __init__(self, popen: subprocess.Popen, argv: list[str]):
+        self._popen = popen
+        self.argv = argv
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._popen.wait(timeout=timeout)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """End the whole process group (see kill_group); idempotent, and
+        fine on a process that has exited already."""
+        kill_group(self._popen, grace)
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike],
+    *,
+    cwd: str | os.PathLike,
+    env: Mapping[str, str] | None = None,
+    output: str | os.PathLike | None = None,
+) -> Spawned:
+    """Start *argv* in a session of its own and return at once.  Its output
+    (stdout and stderr) is appended to the file *output*, or discarded.
+    Raises FileNotFoundError when the program does not exist."""
+    args = [os.fspath(a) for a in argv]
+    log.info("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
+    out = open(output, "ab") if output is not None else subprocess.DEVNULL
+    try:
+        popen = subprocess.Popen(args, cwd=cwd, env=base_env(env), stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if output is not None:
+            out.close()
+    return Spawned(popen, args)
 
 
 def run(
@@ -102,6 +165,7 @@ def run(
     KeyboardInterrupt the process group is killed and the interrupt re-raised.
     """
     args = [os.fspath(a) for a in argv]
+    log.debug("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     logf = None
     if log is not None:

@@ -23,7 +23,7 @@ from typing import Callable
 from .errors import BootFailed, InfraError, StageError
 from .guest import Guest, ssh_key
 from .paths import cache_dir
-from .proc import base_env, virtme_path
+from .proc import Spawned, spawn, virtme_path
 from .splats import Splat, first_fatal, scan_splats
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class VM:
         self.console = console
         self.boot_timeout = boot_timeout
         self.command_timeout = command_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: Spawned | None = None
         self.port = 0
         self.guest: Guest | None = None
         self.argv: list[str] = []
@@ -127,19 +127,14 @@ class VM:
         self.console.parent.mkdir(parents=True, exist_ok=True)
         # (qemu's console opens the file afresh: the command goes to the log
         # and the variant's summary, not into console.log)
-        log.info("starting %s: %s", self.name, " ".join(self.argv))
-        out = open(self.console, "ab")
+        log.info("starting %s", self.name)
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=base_env(virtme_path()),
-                                         cwd=self.console.parent, start_new_session=True)
+            self.proc = spawn(self.argv, cwd=self.console.parent, env=virtme_path(), output=self.console)
         except FileNotFoundError:
             raise InfraError("vng not found: run ./setup.sh (virtme-ng is installed in the project's virtualenv)")
-        finally:
-            out.close()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.alive()
 
     # -- the kernel's console, as the host sees it -----------------------
     def console_mark(self) -> int:
@@ -246,18 +241,10 @@ class VM:
         if self.proc is None:
             return
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=15)  # the guest's own shutdown, after the stop file
         except subprocess.TimeoutExpired:
             pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                continue
+        self.proc.stop(grace=10)
         # A qemu that escaped the group (it should not) is found by its -name.
         kill_leftover_qemu(self.name)
         self.proc = None
