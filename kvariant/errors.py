@@ -78,6 +78,15 @@ class BootFailed(StageError):
         self.hung = hung
 
 
+class GitTimedOut(InfraError):
+    """A git command did not finish by its deadline (a hung remote, a
+    locked repository...); it was killed."""
+
+    def __init__(self, cmdline: str, timeout: float):
+        self.cmdline, self.timeout = cmdline, timeout
+        super().__init__(f"git did not finish within {timeout:g} s and was killed: {cmdline}")
+
+
 class ResultsUnwritable(KvariantError):
     """The results directory cannot be written (disk full, read-only):
     nothing more can be recorded, so the run stops."""

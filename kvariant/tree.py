@@ -20,19 +20,24 @@ import dataclasses
 import logging
 import os
 import re
+import shlex
 import shutil
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import git
 
-from .errors import ConfigError, InfraError, StageError
+from .errors import ConfigError, GitTimedOut, InfraError, StageError
 from .paths import cache_dir, locked, short_hash, slug
 
 log = logging.getLogger(__name__)
 
 COMMITTER = {"GIT_COMMITTER_NAME": "kvariant", "GIT_COMMITTER_EMAIL": "kvariant@localhost"}
 PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".mbx", ".eml")  # .mbx: b4 am
+GIT_TIMEOUT = 300.0  # seconds: any git command on a repository
+GIT_LONG_TIMEOUT = 3600.0  # clone, fetch and checkout of a whole kernel tree
 
 
 @dataclasses.dataclass
@@ -42,6 +47,25 @@ class AppliedPatch:
     commit: str
     patch_id: str
     author: str = ""
+
+
+def run_git(where: git.Repo | git.Git, command: str, *args: Any, timeout: float = GIT_TIMEOUT,
+            **kwargs: Any) -> Any:
+    """The one way kvariant runs git: ``where.git.<command>(*args,
+    **kwargs)`` (GitPython's execute options: env, istream,
+    stdout_as_string...), its command line logged first.  Past *timeout*
+    seconds git and its children are killed and GitTimedOut names the
+    command; git's own failures stay GitCommandError."""
+    cmd = where.git if isinstance(where, git.Repo) else where
+    cmdline = shlex.join(["git", "-C", str(cmd.working_dir), command.replace("_", "-"), *map(str, args)])
+    log.debug("$ %s", cmdline)
+    start = time.monotonic()
+    try:
+        return getattr(cmd, command)(*args, kill_after_timeout=timeout, **kwargs)
+    except git.GitCommandError:
+        if time.monotonic() - start >= timeout:
+            raise GitTimedOut(cmdline, timeout) from None
+        raise
 
 
 def is_git_repo(path: Path) -> bool:
@@ -66,7 +90,7 @@ def resolve_rev(tree: Path, rev: str) -> str | None:
     Read-only.  When git refuses the tree itself (another user's tree:
     "dubious ownership"), raises ConfigError with git's reason."""
     try:
-        return git.Repo(tree).git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}")
+        return run_git(git.Repo(tree), "rev_parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     except git.GitCommandError as e:
         reason = git_reason(e)
         if reason:
@@ -90,13 +114,14 @@ class Mirror:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.path.with_suffix(".tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
-                git.Repo.clone_from(str(self.user_tree), str(tmp), bare=True)
+                run_git(git.Git(str(self.path.parent)), "clone", "--bare", "--quiet", "--",
+                        str(self.user_tree), str(tmp), timeout=GIT_LONG_TIMEOUT)
                 tmp.rename(self.path)
             return git.Repo(self.path)
 
     def has(self, sha: str) -> bool:
         try:
-            self.repo().git.cat_file("-e", f"{sha}^{{commit}}")
+            run_git(self.repo(), "cat_file", "-e", f"{sha}^{{commit}}")
             return True
         except git.GitCommandError:
             return False
@@ -107,17 +132,18 @@ class Mirror:
             return
         repo = self.repo()
         with locked(f"repo-{self.key}"):
-            repo.git.fetch("--quiet", "--no-tags", str(self.user_tree),
-                           "+refs/heads/*:refs/user/heads/*", "+refs/tags/*:refs/user/tags/*")
+            run_git(repo, "fetch", "--quiet", "--no-tags", str(self.user_tree),
+                    "+refs/heads/*:refs/user/heads/*", "+refs/tags/*:refs/user/tags/*",
+                    timeout=GIT_LONG_TIMEOUT)
         if not self.has(sha):
             with locked(f"repo-{self.key}"):
-                repo.git.fetch("--quiet", str(self.user_tree), sha)
+                run_git(repo, "fetch", "--quiet", str(self.user_tree), sha, timeout=GIT_LONG_TIMEOUT)
         if not self.has(sha):
             raise InfraError(f"{self.user_tree}: commit {sha} could not be fetched into {self.path}")
 
     def keep(self, ref: str, sha: str) -> None:
         """A ref so that commits we made are not garbage-collected."""
-        self.repo().git.update_ref(ref, sha)
+        run_git(self.repo(), "update_ref", ref, sha)
 
     def checkout(self, sha: str, worktree: Path | None = None) -> Path:
         """Check *sha* out in one of our build worktrees (default: the
@@ -130,12 +156,13 @@ class Mirror:
             shutil.rmtree(src, ignore_errors=True)
             src.parent.mkdir(parents=True, exist_ok=True)
             with locked(f"repo-{self.key}"):
-                repo.git.worktree("prune")
-                repo.git.worktree("add", "--detach", "--quiet", str(src), sha)
+                run_git(repo, "worktree", "prune")
+                run_git(repo, "worktree", "add", "--detach", "--quiet", str(src), sha,
+                        timeout=GIT_LONG_TIMEOUT)
         else:
             wt = git.Repo(src)
-            wt.git.checkout("--quiet", "--force", "--detach", sha)
-            wt.git.clean("-fdxq")
+            run_git(wt, "checkout", "--quiet", "--force", "--detach", sha, timeout=GIT_LONG_TIMEOUT)
+            run_git(wt, "clean", "-fdxq", timeout=GIT_LONG_TIMEOUT)
         return src
 
 
@@ -162,8 +189,8 @@ def series_from_ref(tree: Path, base: str, ref: str, out: Path) -> Path:
     another name."""
     mbox = out / series_file_name(ref)
     try:
-        data = git.Repo(tree).git.format_patch("--stdout", "--no-signature", f"{base}..{ref}",
-                                               stdout_as_string=False)
+        data = run_git(git.Repo(tree), "format_patch", "--stdout", "--no-signature", f"{base}..{ref}",
+                       stdout_as_string=False)
     except git.GitCommandError as e:
         raise StageError(f"git:{ref}: git format-patch failed: {git_reason(e) or e}",
                          detail=str(e.stderr or "")) from None
@@ -243,7 +270,7 @@ class _Series:
         self.repo, self.tmp, self.parent = repo, tmp, base
         self.env = {"GIT_INDEX_FILE": str(tmp / "index"), **COMMITTER}
         self.applied: list[AppliedPatch] = []
-        repo.git.read_tree(base, env=self.env)
+        run_git(repo, "read_tree", base, env=self.env)
 
     def split(self, f: Path, fileno: int) -> list[Path]:
         out = self.tmp / f"split{fileno}"
@@ -251,7 +278,7 @@ class _Series:
         if not f.read_bytes().strip():
             return []  # mailsplit refuses it; why_no_diff says why
         try:
-            count = int(self.repo.git.mailsplit("-b", f"-o{out}", str(f)) or 0)
+            count = int(run_git(self.repo, "mailsplit", "-b", f"-o{out}", str(f)) or 0)
         except git.GitCommandError as e:
             raise StageError(f"{f}: not a patch or mbox file", detail=str(e.stderr or "")) from None
         return [out / f"{n:04d}" for n in range(1, count + 1)]
@@ -259,13 +286,13 @@ class _Series:
     def read(self, mail: Path) -> _Mail:
         msg, diff = self.tmp / "msg", self.tmp / "patch"
         with open(mail, "rb") as stdin:
-            out = self.repo.git.mailinfo(str(msg), str(diff), istream=stdin, stdout_as_string=False)
+            out = run_git(self.repo, "mailinfo", str(msg), str(diff), istream=stdin, stdout_as_string=False)
         return _Mail(_parse_mailinfo(mail_text(out)), mail_text(msg.read_bytes()).strip(), diff)
 
     def commit(self, m: _Mail, f: Path, source: str) -> None:
         subject = m.info.get("Subject") or f.stem
         try:
-            self.repo.git.apply("--cached", str(m.diff), env=self.env)
+            run_git(self.repo, "apply", "--cached", str(m.diff), env=self.env)
         except git.GitCommandError as e:
             err = str(e.stderr or "").strip()
             hunk = rejected_hunk(err, m.diff.read_text(errors="replace"))
@@ -274,7 +301,7 @@ class _Series:
                 detail=err + ("\n\nrejected hunk:\n" + hunk if hunk else ""),
                 reproduce=f"git -C <tree> checkout {self.parent} && git am {f}",
             ) from None
-        tree_sha = self.repo.git.write_tree(env=self.env)
+        tree_sha = run_git(self.repo, "write_tree", env=self.env)
         date = m.info.get("Date") or "@0 +0000"
         author_env = {
             "GIT_AUTHOR_NAME": m.info.get("Author") or "unknown",
@@ -283,10 +310,10 @@ class _Series:
         }
         message = subject + ("\n\n" + m.body if m.body else "") + "\n"
         (self.tmp / "message").write_text(message, encoding="utf-8")
-        self.parent = self.repo.git.commit_tree(tree_sha, "-p", self.parent, "-F", str(self.tmp / "message"),
-                                                env={**os.environ, **author_env})
+        self.parent = run_git(self.repo, "commit_tree", tree_sha, "-p", self.parent, "-F",
+                              str(self.tmp / "message"), env={**os.environ, **author_env})
         with open(m.diff, "rb") as stdin:
-            pid = self.repo.git.patch_id("--stable", istream=stdin).split()
+            pid = run_git(self.repo, "patch_id", "--stable", istream=stdin).split()
         self.applied.append(AppliedPatch(subject=subject, source=source, commit=self.parent,
                                          patch_id=pid[0] if pid else "",
                                          author=f"{m.info.get('Author', '')} <{m.info.get('Email', '')}>"))

@@ -1,12 +1,16 @@
 """Patch application on small real git repositories: our clone, never the
 user's tree."""
 import subprocess
+import sys
+import time
+from pathlib import Path
 
+import git as gitpython
 import pytest
 
 from conftest import git, tree_state
-from kvariant.errors import StageError
-from kvariant.tree import Mirror, apply_series, patch_files, rejected_hunk, series_from_ref
+from kvariant.errors import GitTimedOut, InfraError, StageError
+from kvariant.tree import Mirror, apply_series, patch_files, rejected_hunk, run_git, series_from_ref
 
 
 def format_patches(repo, rng, out):
@@ -98,3 +102,45 @@ def test_rejected_hunk_parser():
     assert rejected_hunk("error: patch failed: x.c:9\nerror: x.c: patch does not apply", patch) == \
         "@@ -9,2 +9,2 @@\n d\n-e\n+f"
     assert rejected_hunk("something else", patch) == ""
+
+
+def processes_naming(marker: str) -> list[int]:
+    """Live processes whose command line holds *marker*."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and marker.encode() in (d / "cmdline").read_bytes() \
+                    and ") Z " not in (d / "stat").read_text():
+                found.append(int(d.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_hung_git_is_killed_at_its_deadline_and_named(small_tree, tmp_path):
+    """A remote that never answers: its upload-pack leaves a grandchild of
+    git holding git's stderr.  The fetch ends at its deadline with an error
+    naming the command, and nothing it started lives on."""
+    marker = str(tmp_path / "hung-remote")
+    hang = tmp_path / "upload-pack"
+    hang.write_text(f"#!/bin/sh\n{sys.executable} -c 'import time; time.sleep(1000)' {marker} &\nwait\n")
+    hang.chmod(0o755)
+    ours = gitpython.Repo.init(tmp_path / "ours")
+    start = time.monotonic()
+    with pytest.raises(GitTimedOut) as e:
+        run_git(ours, "fetch", f"--upload-pack={hang}", str(small_tree), timeout=2)
+    assert time.monotonic() - start < 2 + 5
+    assert isinstance(e.value, InfraError)  # one line for the user, exit code 3
+    assert str(e.value) == (f"git did not finish within 2 s and was killed: "
+                            f"git -C {tmp_path / 'ours'} fetch --upload-pack={hang} {small_tree}")
+    deadline = time.monotonic() + 5
+    while processes_naming(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_naming(marker) == []
+
+
+def test_git_failures_within_the_deadline_stay_git_errors(tmp_path):
+    ours = gitpython.Repo.init(tmp_path / "ours")
+    with pytest.raises(gitpython.GitCommandError):
+        run_git(ours, "rev_parse", "--verify", "no-such-ref", timeout=30)
+    assert run_git(ours, "rev_parse", "--is-bare-repository") == "false"
