@@ -12,6 +12,7 @@ reproduce lines say so too (``ssh -F /dev/null ...``)."""
 from __future__ import annotations
 
 import logging
+import shlex
 import socket
 import threading
 import time
@@ -69,10 +70,11 @@ def guest_connection(port: int, key: Path, timeout: float = 10) -> Connection:
 def ssh_argv(port: int, key: Path, command: str) -> list[str]:
     """The ``ssh`` command line that does what :func:`guest_connection`
     does (for reproduce lines): ``-F /dev/null`` so that the user's
-    ssh_config is not read."""
+    ssh_config is not read; no warning about the guest's host key (a new
+    one each boot) in the command's output."""
     return ["ssh", "-F", "/dev/null", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes",
             "-o", "IdentityAgent=none", "-o", "ForwardAgent=no", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", f"{GUEST_USER}@{GUEST_HOST}", command]
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{GUEST_USER}@{GUEST_HOST}", command]
 
 
 class Guest:
@@ -87,6 +89,10 @@ class Guest:
 
     def argv(self, command: str) -> list[str]:
         return ssh_argv(self.conn.port, self.key, command)
+
+    def reproduce(self, command: str) -> str:
+        """The line a user pastes into a shell to run *command* as we do."""
+        return shlex.join(self.argv(command))
 
     @classmethod
     def connect(cls, port: int, *, key: Path, deadline: float, alive: Callable[[], bool],
@@ -173,7 +179,7 @@ class Guest:
 
     def _check_abandoned(self, command: str, out: str = "") -> None:
         if self.abandoned:
-            raise KernelReport(self.abandoned, detail=out[-TAIL_CHARS:], reproduce=command)
+            raise KernelReport(self.abandoned, detail=out[-TAIL_CHARS:], reproduce=self.reproduce(command))
 
     def run_quiet(self, command: str, timeout: float) -> None:
         """Best effort (teardown): errors are ignored."""

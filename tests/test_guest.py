@@ -51,9 +51,11 @@ def test_abandon_ends_the_command_under_way(guest):
     why = "ended at once by the kernel's report"
     threading.Timer(1.0, guest.abandon, [why]).start()  # as the console watch does
     start = time.monotonic()
-    with pytest.raises(KernelReport, match=why):
+    with pytest.raises(KernelReport, match=why) as e:
         guest.run("sleep 60", timeout=120)
     assert time.monotonic() - start < 10  # not the command's 60 s, nor its deadline
+    assert e.value.reproduce == guest.reproduce("sleep 60")  # the ssh line, not the bare command
+    assert e.value.reproduce.startswith("ssh -F /dev/null -p ")
     start = time.monotonic()
     with pytest.raises(KernelReport):  # and every command after it, without waiting
         guest.run("true")

@@ -131,3 +131,24 @@ def test_real_connection_ignores_the_hostile_config(hostile_home, sshd):
     log = sshd["log"].read_text(errors="replace")
     assert fingerprint(sshd["key"]) in log  # the log does name offered keys
     assert fingerprint(hostile_home["key"]) not in log
+
+
+def test_reproduce_line_runs_as_pasted(hostile_home, sshd):
+    """A guest result's reproduce line, pasted into a shell, runs the same
+    command on the same machine (quotes, $ and spaces intact), reads no
+    ssh_config and adds nothing to the output."""
+    g = Guest.connect(sshd["port"], key=sshd["key"], deadline=time.monotonic() + 30,
+                      alive=lambda: sshd["proc"].poll() is None, default_timeout=30)
+    command = """echo "user=$(id -un)" 'two  spaces'; printf '%s\\n' "it's"; exit 3"""
+    try:
+        r = g.run(command)
+    finally:
+        g.close()
+    assert r.returncode == 3 and r.stdout == "user=root two  spaces\nit's\n"
+    assert r.cmdline == g.reproduce(command)
+    assert r.cmdline.startswith(f"ssh -F /dev/null -p {sshd['port']} -i {sshd['key']} ")
+    assert "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" in r.cmdline
+    pasted = subprocess.run(["sh", "-c", r.cmdline], stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=60)
+    assert (pasted.returncode, pasted.stdout, pasted.stderr) == (3, r.stdout, "")
+    assert not hostile_home["mark"].exists()  # no ProxyCommand: ~/.ssh/config was not read
