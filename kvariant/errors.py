@@ -69,15 +69,6 @@ class KernelReport(GuestGone):
     was abandoned at once rather than waited for until its deadline."""
 
 
-class BootFailed(StageError):
-    """The guest did not reach SSH; *hung* when no panic or oops explains
-    it (the boot deadline passed)."""
-
-    def __init__(self, message: str, detail: str = "", reproduce: str = "", hung: bool = False):
-        super().__init__(message, detail, reproduce)
-        self.hung = hung
-
-
 class GitTimedOut(InfraError):
     """A git command did not finish by its deadline (a hung remote, a
     locked repository...); it was killed."""
