@@ -26,7 +26,7 @@ from typing import Callable, Mapping, Sequence
 
 from .errors import CommandFailed
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)  # (run()'s "log" is the file of its output)
 
 DEFAULT_TAIL = 60
 
@@ -136,7 +136,7 @@ def spawn(
     (stdout and stderr) is appended to the file *output*, or discarded.
     Raises FileNotFoundError when the program does not exist."""
     args = [os.fspath(a) for a in argv]
-    log.info("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
+    logger.info("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
     out = open(output, "ab") if output is not None else subprocess.DEVNULL
     try:
         popen = subprocess.Popen(args, cwd=cwd, env=base_env(env), stdin=subprocess.DEVNULL,
@@ -145,6 +145,15 @@ def spawn(
         if output is not None:
             out.close()
     return Spawned(popen, args)
+
+
+def _open_log(path: str | os.PathLike, head: str):
+    """*path* opened to append a command's output, headed by *head*."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a", encoding="utf-8", errors="replace")
+    f.write(head + "\n")
+    f.flush()
+    return f
 
 
 def run(
@@ -165,14 +174,9 @@ def run(
     KeyboardInterrupt the process group is killed and the interrupt re-raised.
     """
     args = [os.fspath(a) for a in argv]
-    log.debug("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
+    logger.debug("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    logf = None
-    if log is not None:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        logf = open(log, "a", encoding="utf-8", errors="replace")
-        logf.write(f"$ cd {shlex.quote(os.fspath(cwd))} && {shlex.join(args)}\n")
-        logf.flush()
+    logf = _open_log(log, f"$ cd {shlex.quote(os.fspath(cwd))} && {shlex.join(args)}") if log else None
     start = time.monotonic()
     proc = subprocess.Popen(
         args,

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from kvariant import proc
 from kvariant.proc import spawn
 
 
@@ -51,7 +52,8 @@ def test_stop_after_the_leader_exited_kills_what_it_left(tmp_path):
     p = spawn(["sh", "-c", "sleep 100 & exit 3"], cwd=tmp_path)
     try:
         assert p.wait(timeout=10) == 3 and not p.alive()
-        assert group_members(p.pid) == ["sleep 100"], "the background sleep outlives its shell"
+        # the background sleep outlives its shell (once its fork has exec'd)
+        assert wait_for(lambda: group_members(p.pid) == ["sleep 100"], timeout=5)
         p.stop()
         assert wait_for(lambda: not group_members(p.pid), timeout=5)
     finally:
@@ -78,3 +80,20 @@ def test_output_is_appended_to_the_file(tmp_path):
 def test_a_missing_program_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         spawn([str(tmp_path / "no-such-program")], cwd=tmp_path, output=tmp_path / "out")
+
+
+def test_run_returns_the_exit_code_the_tail_and_logs_the_command(tmp_path):
+    log = tmp_path / "logs" / "x.log"
+    r = proc.run(["sh", "-c", "echo one; echo two >&2; exit 3"], cwd=tmp_path, timeout=30, log=log)
+    assert (r.returncode, r.timed_out, r.ok) == (3, False, False)
+    assert r.tail.splitlines() == ["one", "two"] or sorted(r.tail.splitlines()) == ["one", "two"]
+    text = log.read_text()
+    assert text.startswith(f"$ cd {tmp_path} && sh -c ") and "one\n" in text
+    assert proc.run(["true"], cwd="/", timeout=30).ok  # without a log file too
+
+
+def test_run_kills_what_passes_its_deadline(tmp_path):
+    log = tmp_path / "t.log"
+    r = proc.run(["sh", "-c", "sleep 100 & sleep 100"], cwd=tmp_path, timeout=1, log=log)
+    assert r.timed_out and r.returncode is None and r.duration < 15
+    assert log.read_text().endswith("kvariant: killed after 1 s\n")
