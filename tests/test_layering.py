@@ -31,7 +31,7 @@ LAYERS = (
     ("kvariant.config",),
     # what a variant runs: they import the config, never the reverse
     ("kvariant.workloads.fio", "kvariant.workloads.xfstests", "kvariant.workloads.contention",
-     "kvariant.build", "kvariant.guest", "kvariant.vm", "kvariant.hoststate"),
+     "kvariant.build", "kvariant.guest", "kvariant.vm", "kvariant.hoststate", "kvariant.shard.plan"),
     # a run, its results and reports
     # (the results side's own order is tests/test_layers.py's)
     ("kvariant.pipeline", "kvariant.summary", "kvariant.junit", "kvariant.compare",
