@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     _add_try(sub)
     _add_compare(sub)
     _add_calibrate(sub)
+    from .shard import cli as shard_cli
+    shard_cli.add_build(sub)
     return p
 
 
@@ -451,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
+        if args.command == "build":
+            from .shard import cli as shard_cli
+            return shard_cli.COMMANDS[args.command](args)
     except KvariantError as e:
         print(f"kvariant: error: {e}", file=sys.stderr)
         return e.exit_code

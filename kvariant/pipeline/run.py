@@ -16,13 +16,17 @@ from ..ui import UI
 from ..errors import RunInterrupted
 from .boot import Accel
 from .recorder import Recorder
-from .variant import VariantRun
+from .stages import STAGES, Stage, Workload
+from .variant import WORKLOADS, VariantRun
 
 
 class Run:
     def __init__(self, config: Config, run_dir: Path, run_id: str, ui: UI,
-                 previous: dict | None = None):
+                 previous: dict | None = None, stages: tuple[Stage, ...] = STAGES,
+                 workloads: tuple[Workload, ...] = WORKLOADS):
         self.config = config
+        self.stages = stages  # build: apply and build alone, no guest
+        self.workloads = workloads
         self.run_dir = run_dir
         self.run_id = run_id
         self.ui = ui

@@ -22,8 +22,8 @@ from ..splats import Splat, find_splats, splat_excerpt
 from ..vm import VM, ConsoleWatch, console_tail
 from .fio_workload import FioWorkload
 from .outcome import judge_console, outcome_of
-from ..testcase import STAGES as STAGE_NAMES, TestcaseId
-from .stages import STAGES, Stage, Workload
+from ..testcase import TestcaseId
+from .stages import Stage, Workload
 from .xfstests_workload import XfstestsWorkload
 
 if TYPE_CHECKING:
@@ -62,15 +62,16 @@ class VariantRun:
             (self.dir / "console.log").rename(self.dir / f"console-interrupted{n}.log")
         self.result.info.base = self.config.kernel.base
         self.result.info.base_commit = self.config.kernel.base_commit
+        stages = self.run.stages
         try:
-            for i, stage in enumerate(STAGES):
+            for i, stage in enumerate(stages):
                 if not self.step(stage):
                     why = self.gone or f"{stage.name} failed"
-                    self.skip_rest(list(STAGE_NAMES[i + 1:]) + self.later_names(), f"skipped: {why}")
-                    if i > STAGE_NAMES.index("boot"):  # a failed boot's own message has the panic
+                    self.skip_rest([s.name for s in stages[i + 1:]] + self.later_names(), f"skipped: {why}")
+                    if "boot" in [s.name for s in stages[:i]]:  # a failed boot's own message has the panic
                         self.record_dmesg()
                     return
-            for workload in WORKLOADS:
+            for workload in self.run.workloads:
                 workload.run(self)
                 if self.gone:
                     self.skip_missing(f"skipped: {self.gone}")
@@ -94,7 +95,7 @@ class VariantRun:
 
     def later_names(self) -> list[str]:
         """The testcases after storage, for skipping them by name."""
-        return [name for w in WORKLOADS for name in w.names(self.config)]
+        return [name for w in self.run.workloads for name in w.names(self.config)]
 
     def mark_interrupted(self) -> None:
         """Between measured stages (a target's set-up, a prefill): what was
@@ -123,6 +124,8 @@ class VariantRun:
         """The ``dmesg`` testcase: every kernel splat of the guest's life,
         read from the console the host kept (so it is there even when the
         guest died)."""
+        if self.vm is None:  # a run of the stages before boot only (``build``)
+            return
         earlier = "".join(p.read_text(errors="replace")
                           for p in sorted(self.dir.glob("console-interrupted*.log")))
         text = earlier + self.vm.console_since(0)
