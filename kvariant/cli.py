@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     _add_calibrate(sub)
     from .shard import cli as shard_cli
     shard_cli.add_build(sub)
+    shard_cli.add_merge(sub, _fraction)
     return p
 
 
@@ -453,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
-        if args.command == "build":
+        if args.command in ("build", "merge"):
             from .shard import cli as shard_cli
             return shard_cli.COMMANDS[args.command](args)
     except KvariantError as e:

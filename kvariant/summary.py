@@ -78,6 +78,7 @@ class RunSummary:
     finished: bool | None = None
     interrupted: bool = False
     accel: AccelInfo = AccelInfo(None)
+    shard: dict[str, Any] | None = None  # a shard's or a merged run's record (kvariant.shard)
     path: Path = Path()  # the run directory (not written)
 
     @classmethod
@@ -91,7 +92,7 @@ class RunSummary:
                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),
                    seconds=round(time.time() - run.started, 1),
                    finished=final and not run.interrupted, interrupted=run.interrupted,
-                   accel=AccelInfo(run.accel.kvm, run.accel.reason))
+                   accel=AccelInfo(run.accel.kvm, run.accel.reason), shard=getattr(run, "shard", None))
 
     @property
     def status(self) -> str:
@@ -111,7 +112,8 @@ class RunSummary:
                 "finished": self.finished, "interrupted": self.interrupted,
                 "accel": {"kvm": self.accel.kvm, "reason": self.accel.reason},
                 "status": self.status, "variants": [v.to_dict() for v in self.variants],
-                "xfstests": summarize_xfstests({v.name: v.stages for v in self.variants})}
+                "xfstests": summarize_xfstests({v.name: v.stages for v in self.variants}),
+                **({"shard": self.shard} if self.shard is not None else {})}
 
     def write(self, run_dir: Path) -> None:
         """RUN_DIR/summary.json, replaced atomically."""
@@ -149,7 +151,7 @@ class RunSummary:
                    finished=None if "finished" not in data else bool(data["finished"]),
                    interrupted=bool(data.get("interrupted", False)),
                    accel=AccelInfo(None if kvm is None else bool(kvm), str(accel.get("reason", ""))),
-                   path=path.parent)
+                   shard=shard_of(path, data), path=path.parent)
 
 
 def config_digest(path) -> str:
@@ -226,6 +228,28 @@ def resume_fields(path: Path, data: dict[str, Any]) -> None:
     resumed = data.get("resumed", [])
     if not isinstance(resumed, list) or not all(_is_number(x) for x in resumed):
         raise ConfigError(path, "resumed", f"expected a list of seconds, got {_kind(resumed)}")
+
+
+def shard_of(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``shard`` record of a shard's run (``k`` of ``n``) or of a merged
+    run (``k`` null), checked as far as the summary goes: the plan itself
+    is read by kvariant.shard.  Summaries without one: None."""
+    record = data.get("shard")
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ConfigError(path, "shard", f"expected an object, got {_kind(record)}")
+    n, k = record.get("n"), record.get("k")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(path, "shard.n", f"expected a number of shards >= 1, got {n!r}")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n):
+        raise ConfigError(path, "shard.k", f"expected a shard in 1..{n} (or null: merged), got {k!r}")
+    for key in ("plan_digest", "store"):
+        if not isinstance(record.get(key), str):
+            raise ConfigError(path, f"shard.{key}", f"expected a string, got {_kind(record.get(key))}")
+    if not isinstance(record.get("plan"), dict):
+        raise ConfigError(path, "shard.plan", f"expected the plan (an object), got {_kind(record.get('plan'))}")
+    return record
 
 
 def _check_variant(path: Path, key: str, v: Any) -> None:

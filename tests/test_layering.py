@@ -36,7 +36,8 @@ LAYERS = (
     # (the results side's own order is tests/test_layers.py's)
     ("kvariant.pipeline", "kvariant.summary", "kvariant.junit", "kvariant.compare",
      "kvariant.comparison", "kvariant.calibrate",
-     "kvariant.render", "kvariant.ui", "kvariant.report", "kvariant.shard.store"),
+     "kvariant.render", "kvariant.ui", "kvariant.report", "kvariant.shard.store",
+     "kvariant.shard.merge"),
     ("kvariant.cli", "kvariant.shard.cli"),
 )
 # packages whose modules import at the top only: the config, and the workload

@@ -1,16 +1,23 @@
 """The command line of a run spread over CI runners: ``build`` (the kernel
-store).  kvariant.cli adds it to its
+store) and ``merge`` (shard runs into one).  kvariant.cli adds them to its
 parser and turns their errors into one line and an exit code; these
 functions return 0 (all passed), 2 (a variant failed) or 130
 (interrupted)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from .. import config as config_mod
-from ..cli import DEFAULT_CONFIG, _log_to
+from ..cli import DEFAULT_CONFIG, _against, _last_run, _log_to
 from ..errors import ConfigError, ResultsUnwritable
+from ..model import Status
+
+if TYPE_CHECKING:
+    from ..summary import RunSummary
 
 
 def add_build(sub) -> None:
@@ -70,4 +77,91 @@ def writable_dir(option: str, path: Path) -> Path:
     return path
 
 
-COMMANDS = {"build": cmd_build}
+def add_merge(sub, fraction) -> None:
+    m = sub.add_parser(
+        "merge", help="merge the run directories of a run's shards into one run",
+        description="Merge the run directories of the shards of one run (one config, plan and "
+                    "kernel store) into one run directory of the same form as a run without "
+                    "shards: summary.json, a junit.xml per variant, the reports.  A planned "
+                    "testcase that no shard reported is an error naming the shard that should "
+                    "have run it.  Exit code 0 when every variant passed, 2 when any failed or "
+                    "regressed (--against).")
+    m.add_argument("runs", nargs="+", metavar="RUN", help="a shard's run directory")
+    m.add_argument("--out", type=Path, metavar="DIR", required=True,
+                   help="the merged run's directory (new, or empty)")
+    m.add_argument("--against", metavar="RUN|VARIANT|last",
+                   help="regression verdict as run --against ('last': the newest finished run of "
+                        "the same config beside DIR)")
+    m.add_argument("--threshold", type=fraction, default=0.05, metavar="FRACTION",
+                   help="smallest IOPS change called better or worse (default 0.05 = 5%%)")
+    m.add_argument("--force", action="store_true",
+                   help="with --against RUN: judge IOPS changes even when that run's setup differs")
+
+
+@dataclasses.dataclass
+class MergedRun:
+    """What the reports and --against need of a run (kvariant.report.FinishedRun)."""
+
+    summary: "RunSummary"
+    threshold: float
+    force: bool
+
+    @property
+    def run_id(self) -> str:
+        return self.summary.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.summary.path
+
+    @property
+    def results(self):
+        return self.summary.variants
+
+    def save(self, final: bool = False) -> None:
+        self.summary.write(self.run_dir)
+
+
+def cmd_merge(args) -> int:
+    """``merge RUN... --out DIR`` (kvariant.shard.merge), then the reports
+    and --against's verdicts as at the end of a run."""
+    from ..report import apply_regressions, write_run_reports
+    from ..ui import UI, print_summary
+    from .merge import load_shards, merged_summary, write_merged
+
+    shards, plan = load_shards([Path(d).expanduser().resolve() for d in args.runs])
+    out = new_dir("--out", args.out.expanduser().resolve())
+    run = MergedRun(merged_summary(shards, plan, out), args.threshold, args.force)
+    against_dir, against_variant = against(args.against, run.summary, out)
+    write_merged(shards, run.summary, out)
+    print(out, flush=True)
+    regs = apply_regressions(run, against_dir, against_variant) if (
+        against_dir is not None or against_variant is not None) else []
+    comparison = write_run_reports(run, against_dir, against_variant)
+    ui = UI()
+    print_summary(ui, run.results, ("apply", "build", "boot", "storage"), comparison)
+    for k in run.summary.shard["missing"]:
+        ui.info(f"shard {k}/{plan.n} is missing: its testcases are errors")
+    for r in regs:
+        ui.info(f"REGRESSION {r.variant} {r.testcase}: {r.message}")
+    print(out, flush=True)
+    return 0 if all(r.status == Status.PASS for r in run.results) else 2
+
+
+def against(value: str | None, summary: "RunSummary", out: Path) -> tuple[Path | None, str | None]:
+    """--against of a merged run: an earlier run beside it ('last', an id, a
+    directory) or one of its variants."""
+    if value == "last":
+        return _last_run(out.parent, Path(summary.config), exclude=out), None
+    variants = SimpleNamespace(variants=[SimpleNamespace(name=v.name) for v in summary.variants])
+    return _against(value, variants, out.parent)
+
+
+def new_dir(option: str, path: Path) -> Path:
+    """*path*, a new or empty directory: one that holds anything is refused."""
+    if path.is_dir() and any(path.iterdir()):
+        raise ConfigError(option, "", f"expected a new or empty directory, got {path}, which holds files")
+    return writable_dir(option, path)
+
+
+COMMANDS = {"build": cmd_build, "merge": cmd_merge}
