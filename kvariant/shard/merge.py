@@ -16,18 +16,16 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
 from ..files import write_result, writing
 from ..junit import write_junit
-from ..model import StageResult, Status, VariantResult
-from ..pipeline.variant import suite_of
+from ..model import StageResult, Status, VariantInfo, VariantResult
+from ..testcase import TestcaseId
 from ..summary import RunSummary
 from .plan import Plan
 
 RANK = {Status.PASS: 0, Status.SKIP: 1, Status.FAIL: 2, Status.ERROR: 3}
-WORKLOAD = ("fio/", "xfstests/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +89,7 @@ def covered(name: str, names: set[str]) -> bool:
 
 def missing_case(name: str, k: int, n: int, present: set[int]) -> StageResult:
     why = "did not report it" if k in present else "is missing from the merge"
-    return StageResult(name, Status.ERROR, message=f"not run: shard {k}/{n} {why}", suite=suite_of(name))
+    return StageResult(name, Status.ERROR, message=f"not run: shard {k}/{n} {why}", suite=TestcaseId.parse(name).suite)
 
 
 def pick(a: tuple[int, StageResult] | None, b: tuple[int, StageResult]) -> tuple[int, StageResult]:
@@ -108,14 +106,14 @@ def merge_variant(name: str, shards: list[Shard], plan: Plan) -> VariantResult:
             chosen[st.name] = pick(chosen.get(st.name), (k, relogged(st, k)))
     stages = []
     for k, st in chosen.values():
-        if not st.name.startswith(WORKLOAD) and st.status != Status.PASS and len(shards) > 1:
+        if not st.id.scope and st.status != Status.PASS and len(shards) > 1:
             st = dataclasses.replace(st, message=f"shard {k}/{plan.n}: {st.message}")
         stages.append(st)
     names, present = set(chosen), {sh.k for sh in shards}
     stages += [missing_case(t, k, plan.n, present) for t, k in plan.testcases().items()
                if not covered(t, names)]
-    info: dict[str, Any] = dict(parts[0][1].info) if parts else {}
-    info["complete"] = bool(parts) and all(r.info.get("complete") for _, r in parts) and \
+    info = VariantInfo.from_dict(parts[0][1].info.to_dict()) if parts else VariantInfo()
+    info.complete = bool(parts) and all(r.info.complete for _, r in parts) and \
         present == set(range(1, plan.n + 1))
     return VariantResult(name, ordered(stages, list(plan.testcases())), info)
 
@@ -129,7 +127,7 @@ def ordered(stages: list[StageResult], planned: list[str]) -> list[StageResult]:
         head = name.split("/")[:m]
         return next((i for i, t in enumerate(planned) if t.split("/")[:m] == head), len(planned))
 
-    first = [s for s in stages if not s.name.startswith(WORKLOAD) and s.name != "xfstests" and s.name != "dmesg"]
+    first = [s for s in stages if not s.id.scope and s.name != "xfstests" and s.name != "dmesg"]
     work = [s for s in stages if s not in first and s.name != "dmesg"]
     work.sort(key=lambda s: (position(s.name), s.name in planned, planned.index(s.name)
                              if s.name in planned else 0))

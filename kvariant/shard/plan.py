@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping
 
 from ..config import Config
 from ..model import VariantResult
+from ..testcase import TestcaseId
 
 MAX_SHARDS = 64
 DEFAULT_TEST_SECONDS = 60.0  # an xfstests test when no test has a known time
@@ -157,7 +158,7 @@ def xfstests_units(config: Config, variants: tuple[str, ...],
     cfg = config.xfstests
     if cfg is None:
         return []
-    known = [s for name, by in times.items() if name.startswith("xfstests/") for s in by.values()]
+    known = [s for name, by in times.items() if TestcaseId.parse(name).fstype for s in by.values()]
     default = statistics.fmean(known) if known else DEFAULT_TEST_SECONDS
     out = []
     for fstype in sorted(set(cfg.fstypes)):
@@ -186,7 +187,7 @@ def known_times(results: Iterable[VariantResult]) -> dict[str, dict[str, float]]
     out: dict[str, dict[str, float]] = {}
     for r in results:
         for s in r.stages:
-            if s.name.startswith(("fio/", "xfstests/")) and s.status.value in ("pass", "fail"):
+            if s.id.scope and s.status.value in ("pass", "fail"):
                 out.setdefault(s.name, {})[r.name] = float(s.seconds)
     return out
 

@@ -75,18 +75,18 @@ def build_store(config: Config, store: Path, ui: UI) -> StoreBuild:
 def variant_metadata(config: Config, result: VariantResult) -> dict[str, Any]:
     """A variant's metadata.json, its kernel not yet copied."""
     info, build = result.info, result.stage("build")
-    built = build is not None and build.status == Status.PASS and "kernel_dir" in info
+    built = build is not None and build.status == Status.PASS and info.build.kernel_dir is not None
     failed = next((s for s in result.stages if s.status != Status.PASS), None)
     return {
         "layout": LAYOUT, "variant": result.name, "status": "built" if built else "failed",
         "message": "" if built else (f"{failed.name}: {failed.message}" if failed else "not built"),
-        "base": info.get("base", config.kernel.base), "base_commit": config.kernel.base_commit,
-        "commit": info.get("commit", ""),
+        "base": info.base or config.kernel.base, "base_commit": config.kernel.base_commit,
+        "commit": info.commit or "",
         "patches": [{k: p.get(k) for k in ("subject", "patch_id", "commit", "source")}
-                    for p in info.get("patches", [])],
-        "cache_key": Path(info["kernel_dir"]).name if built else "",
-        "kernel_release": info.get("kernel_release", ""), "toolchain": info.get("toolchain", ""),
-        "build_seconds": info.get("build_seconds", 0.0), "build_reused": info.get("build_reused", False),
+                    for p in info.patches or []],
+        "cache_key": Path(info.build.kernel_dir).name if built else "",
+        "kernel_release": info.build.kernel_release or "", "toolchain": info.build.toolchain or "",
+        "build_seconds": info.build.build_seconds or 0.0, "build_reused": bool(info.build.build_reused),
         "fragments": [p.name for p in config.kernel.fragments] +
                      [p.name for p in config.variant(result.name).fragments],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -103,7 +103,7 @@ def store_variant(store: Path, config: Config, result: VariantResult) -> dict[st
     with writing(f"--kernels: cannot write {target}"):
         shutil.rmtree(tmp, ignore_errors=True)
         if meta["status"] == "built":
-            shutil.copytree(result.info["kernel_dir"], tmp, symlinks=True)
+            shutil.copytree(result.info.build.kernel_dir, tmp, symlinks=True)
             meta["bzimage_sha256"] = file_digest(tmp / "bzImage")
         else:
             tmp.mkdir(parents=True)
