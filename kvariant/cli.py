@@ -8,18 +8,18 @@ import argparse
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config as config_mod
+from . import rundirs
 from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted
 from .model import Status
 from .paths import PROJECT, run_dir_clash
+from .rundirs import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from .summary import RunSummary
-DEFAULT_CONFIG = PROJECT / "pipeline.toml"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,7 +197,7 @@ def cmd_run(args) -> int:
     previous = None
     if args.resume:
         run_dir, previous, cfg = _resumable(args)
-        against = _against(args.against, cfg, run_dir.parent)
+        against = rundirs.against(args.against, cfg, run_dir.parent)
     else:
         cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG), args.variant)
         cfg, run_dir, against = _start(args, cfg)
@@ -210,8 +210,8 @@ def _start(args, cfg):
     if args.debug:
         cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
     results_root = (args.results or cfg.root / "results").expanduser().resolve()
-    against = _against(args.against, cfg, results_root)
-    return cfg, _new_run_dir(results_root, args.run_id), against
+    against = rundirs.against(args.against, cfg, results_root)
+    return cfg, rundirs.new_run_dir(results_root, args.run_id), against
 
 
 def cmd_try(args) -> int:
@@ -246,7 +246,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | N
         probe.unlink()
     except OSError as e:
         raise ResultsUnwritable(f"--results: {run_dir} is not writable: {e.strerror}") from None
-    _log_to(run_dir / "run.log")
+    rundirs.log_to(run_dir / "run.log")
     print(run_dir, flush=True)
     ui = UI()
     run = Run(cfg, run_dir, run_id, ui, previous=previous.to_dict() if previous else None)
@@ -255,7 +255,7 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | N
     ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
     results = run.execute()
     if args.against == "last":  # the newest finished run before this one
-        against_dir = _last_run(run_dir.parent, cfg.path, exclude=run_dir)
+        against_dir = rundirs.last_run(run_dir.parent, cfg.path, exclude=run_dir)
         if against_dir is None:
             ui.info(f"--against last: no earlier finished run of {cfg.path.name} in {run_dir.parent}; "
                     "no regression verdict this time")
@@ -327,73 +327,6 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _against(value: str | None, cfg, results_root: Path) -> tuple[Path | None, str | None]:
-    """--against, checked before the run starts: (an earlier run's
-    directory, or a variant of this run); "last" is looked up at the end."""
-    if value is None or value == "last":
-        return None, None
-    if value in {v.name for v in cfg.variants}:
-        return None, value
-    from .compare import load_run, resolve_run_dir
-    try:
-        found = resolve_run_dir(value, results_root)
-    except ConfigError:
-        raise ConfigError("--against", "", f"expected a variant of the config, 'last', or an earlier "
-                          f"run (an id under {results_root}, or a directory), got {value!r}") from None
-    load_run(found)  # a readable summary, or one line saying why not
-    return found, None
-
-
-def _last_run(results_root: Path, config: Path, exclude: Path) -> Path | None:
-    """The newest finished run of *config* under *results_root*: the same
-    file, or a file with the same content (a CI job's checkout may move).
-    Runs whose summary does not load (malformed, corrupt) are passed over."""
-    from .summary import RunSummary, config_digest
-    digest = config_digest(config)
-    best = None
-    for d in results_root.iterdir():
-        if d == exclude or not (d / "summary.json").is_file():
-            continue
-        try:
-            s = RunSummary.load(d)
-        except ConfigError as e:
-            logging.getLogger(__name__).warning("--against last: passed over %s: %s", d, e)
-            continue
-        if not (s.finished and (s.config == str(config) or s.config_sha256 == digest)):
-            continue
-        key = (s.started, d.stat().st_mtime)
-        if best is None or key > best[0]:
-            best = (key, d)
-    return best[1] if best else None
-
-
-def _new_run_dir(results_root: Path, run_id: str | None) -> Path:
-    """Make this run's directory.  mkdir is the claim: two runs started in
-    the same second get different directories (-2, -3...), never one."""
-    if run_id is not None and (not config_mod.SLUG.match(run_id.lower()) or "/" in run_id):
-        raise ConfigError("--run-id", "", f"expected a name usable as a directory, got {run_id!r}")
-    try:
-        results_root.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where a directory was meant: bad input
-        raise ConfigError("--results", "", f"expected a directory, got {results_root}, "
-                                           f"which is or lies under a file") from None
-    except OSError as e:  # read-only, no permission, disk full: the host cannot do the work
-        raise ResultsUnwritable(f"--results: {results_root} is not writable (cannot make that "
-                                f"directory: {e.strerror})") from None
-    base = run_id or time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 100):
-        run_dir = results_root / (base if n == 1 else f"{base}-{n}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            if run_id is not None:
-                raise ConfigError("--run-id", "", f"{run_dir} already holds a run; choose another id")
-        except OSError as e:
-            raise ResultsUnwritable(f"--results: {results_root} is not writable: {e.strerror}") from None
-    raise ConfigError("--results", "", f"{results_root}: no free run directory for {base}")
-
-
 def _resumable(args) -> tuple[Path, "RunSummary", "config_mod.Config"]:
     """The interrupted run's directory, its summary and its config, checked."""
     from .summary import RunSummary, config_digest
@@ -423,18 +356,6 @@ def _resumable(args) -> tuple[Path, "RunSummary", "config_mod.Config"]:
     if summary.debug:
         cfg = config_mod.with_fragment(cfg, config_mod.DEBUG_FRAGMENT)
     return run_dir, summary, cfg
-
-
-def _log_to(path: Path) -> None:
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.DEBUG)
-    for noisy in ("paramiko", "invoke", "fabric", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # paramiko logs a traceback for every refused SSH banner while a guest
-    # boots; Guest.connect retries and reports what matters.
-    logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:

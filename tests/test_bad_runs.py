@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import FIXTURES
-from kvariant import cli
+from kvariant import cli, rundirs
 from kvariant.errors import ConfigError
 
 RUNS = FIXTURES / "runs"
@@ -123,7 +123,7 @@ def test_against_refuses_a_corrupt_earlier_run(tmp_path):
     directly: were the check gone, main() would start a real run)."""
     bad = rewrite(copy_run("run-a", tmp_path / "run-a"), set_figure("iops", float("nan")))
     with pytest.raises(ConfigError, match=re.escape(f"{FIO}.iops: expected IOPS")):
-        cli._against(str(bad), SimpleNamespace(variants=()), tmp_path)
+        rundirs.against(str(bad), SimpleNamespace(variants=()), tmp_path)
 
 
 def test_the_good_fixtures_still_compare(tmp_path, capsys):
@@ -145,4 +145,4 @@ def test_against_last_passes_over_a_corrupt_newer_run(tmp_path):
     rewrite(copy_run("run-b", root / "corrupt"), lambda d: set_figure("iops", -1.0)(
         finished("corrupt", "2026-11-22T09:15:00+0000")(d)))
     rewrite(copy_run("run-b", root / "listed"), lambda d: [d])
-    assert cli._last_run(root, conf, exclude=root / "now") == good
+    assert rundirs.last_run(root, conf, exclude=root / "now") == good

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import FIXTURES, PROJECT
-from kvariant import cli, config, files
+from kvariant import cli, config, files, rundirs
 from kvariant.errors import ConfigError, ResultsUnwritable
 from kvariant.model import StageResult, Status, VariantInfo, VariantResult
 from kvariant.ui import UI
@@ -109,7 +109,7 @@ def test_no_splat_changes_nothing():
 
 def test_run_dirs_are_claimed_once(tmp_path):
     got = []
-    threads = [threading.Thread(target=lambda: got.append(cli._new_run_dir(tmp_path, None)))
+    threads = [threading.Thread(target=lambda: got.append(rundirs.new_run_dir(tmp_path, None)))
                for _ in range(4)]
     for t in threads:
         t.start()
@@ -117,7 +117,7 @@ def test_run_dirs_are_claimed_once(tmp_path):
         t.join()
     assert len({p.name for p in got}) == 4  # same second, four directories
     with pytest.raises(ConfigError, match="already holds a run"):
-        cli._new_run_dir(tmp_path, got[0].name)
+        rundirs.new_run_dir(tmp_path, got[0].name)
 
 
 def small_config(tmp_path, small_tree, patch=None):

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from .. import config as config_mod
-from ..cli import DEFAULT_CONFIG, _against, _last_run, _log_to
+from .. import rundirs
+from ..rundirs import DEFAULT_CONFIG
 from ..errors import ConfigError, ResultsUnwritable
 from ..model import Status
 
@@ -43,7 +44,7 @@ def cmd_build(args) -> int:
 
     cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG), args.variant)
     store = writable_dir("--kernels", args.kernels.expanduser().resolve())
-    _log_to(fresh_run_dir(store) / "run.log")
+    rundirs.log_to(fresh_run_dir(store) / "run.log")
     print(store, flush=True)
     ui = UI()
     done = build_store(cfg, store, ui)
@@ -152,9 +153,9 @@ def against(value: str | None, summary: "RunSummary", out: Path) -> tuple[Path |
     """--against of a merged run: an earlier run beside it ('last', an id, a
     directory) or one of its variants."""
     if value == "last":
-        return _last_run(out.parent, Path(summary.config), exclude=out), None
+        return rundirs.last_run(out.parent, Path(summary.config), exclude=out), None
     variants = SimpleNamespace(variants=[SimpleNamespace(name=v.name) for v in summary.variants])
-    return _against(value, variants, out.parent)
+    return rundirs.against(value, variants, out.parent)
 
 
 def new_dir(option: str, path: Path) -> Path:
