@@ -81,6 +81,9 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
             if waits:
                 p.contention[label] = waits
+            host = {k: v for k, v in s.figures.items() if k.startswith("host_") or k == "measure_wait_s"}
+            if host:
+                p.host[label] = host
             note = s.figures.get("note")
             if note and note not in p.notes:
                 p.notes.append(str(note))

@@ -6,7 +6,7 @@ dict form, which is report.json, and what got worse in it
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import stats
 from . import tally
@@ -133,6 +133,8 @@ class FioPoint:
     deltas: list[PointDelta]
     # label -> the traced run's waits per second on the FUSE and XFS locks
     contention: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # label -> the host while the point measured (hoststate.figures: steal, busy, other guests...)
+    host: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def testcase(self) -> str:
@@ -147,7 +149,8 @@ class FioPoint:
                 "samples": {k: s.to_dict() for k, s in self.samples.items()},
                 "status": dict(self.status), "notes": list(self.notes),
                 "deltas": [d.to_dict() for d in self.deltas],
-                "contention": {k: dict(v) for k, v in self.contention.items()}}
+                "contention": {k: dict(v) for k, v in self.contention.items()},
+                "host": {k: dict(v) for k, v in self.host.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FioPoint":
@@ -155,7 +158,8 @@ class FioPoint:
                    samples={k: stats.Sample.from_dict(s) for k, s in d["samples"].items()},
                    status=dict(d["status"]), notes=list(d["notes"]),
                    deltas=[PointDelta.from_dict(x) for x in d["deltas"]],
-                   contention={k: dict(v) for k, v in d.get("contention", {}).items()})
+                   contention={k: dict(v) for k, v in d.get("contention", {}).items()},
+                   host={k: dict(v) for k, v in d.get("host", {}).items()})
 
 
 @dataclasses.dataclass

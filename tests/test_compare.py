@@ -305,3 +305,32 @@ def test_reports_of_one_variant(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# baseline\n") and "| 1 | 20.8K ±11.8K |" in md
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
+
+
+def test_the_host_while_measuring_is_in_the_report(tmp_path):
+    """A run whose fio points recorded the host (hoststate.figures): the
+    comparison keeps it per variant and report.md sums it up per variant."""
+
+    from kvariant.compare import compare_runs, load_run
+    from kvariant.render.markdown import comparison_markdown
+
+    run = tmp_path / "run-a"
+    shutil.copytree(RUN_A, run)
+    summary = json.loads((run / "summary.json").read_text())
+    host = [{"host_steal_pct_runs": "0.5,12.5", "host_busy_pct_runs": "60,99.5", "host_load1_max": 2.1,
+             "host_other_qemus_max": 1, "host_own_cpu_pct_max": 0.8, "measure_wait_s": 3.5},
+            {"host_steal_pct_runs": "2,3", "host_busy_pct_runs": "70,80", "host_load1_max": 1.0,
+             "host_other_qemus_max": 0, "host_own_cpu_pct_max": 1.2}]
+    first = summary["variants"][0]
+    points = [s for s in first["stages"] if s["name"].startswith("fio/") and "iops" in s["figures"]]
+    for s, h in zip(points, host):
+        s["figures"].update(h)
+    (run / "summary.json").write_text(json.dumps(summary))
+    c = compare_runs([load_run(run)])
+    label = c.labels[0]
+    assert [p.host[label]["host_steal_pct_runs"] for p in c.points if label in p.host][:2] == [[0.5, 12.5], [2, 3]]
+    md = comparison_markdown(c)
+    assert "## The host while measuring" in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {label} |") and "–" in line)
+    assert [x.strip() for x in row.strip("|").split("|")] == [label, "4", "0.5–12.5", "60–99.5", "1", "1.2", "3.5"]
+    assert all(not p.host for p in compare_runs([load_run(RUN_A)]).points)  # older runs: none

@@ -142,6 +142,35 @@ def _contention_lines(c: Comparison) -> list[str]:
             "and report.json).", "", md_table(header, rows), ""]
 
 
+def host_row(label: str, figures: list[dict]) -> list[str]:
+    """One variant's host over its points: the runs' steal and busy shares,
+    the most other guests, our own process at its most, the waits."""
+    steal = [float(x) for f in figures for x in f.get("host_steal_pct_runs", [])]
+    busy = [float(x) for f in figures for x in f.get("host_busy_pct_runs", [])]
+    if not steal:
+        return []
+    waited = sum(float(f.get("measure_wait_s", 0)) for f in figures)
+    return [label, str(len(steal)), f"{min(steal):g}–{max(steal):g}", f"{min(busy):g}–{max(busy):g}",
+            f"{max(int(f.get('host_other_qemus_max', 0)) for f in figures)}",
+            f"{max(float(f.get('host_own_cpu_pct_max', 0)) for f in figures):g}", f"{waited:g}"]
+
+
+def _host_lines(c: Comparison) -> list[str]:
+    """The host while each variant measured (hoststate.py), so that a
+    burst of steal time or another guest beside ours is seen."""
+    rows = [row for label in c.labels
+            if (row := host_row(label, [p.host[label] for p in c.points if label in p.host]))]
+    if not rows:
+        return []
+    header = ["variant", "fio runs", "steal %", "busy %", "other guests", "our process, % of a CPU",
+              "waited for the host, s"]
+    return ["## The host while measuring", "",
+            "Per fio run, the share of all CPUs' time the hypervisor under this machine took "
+            "(steal) and the share busy; the most guests running beside ours; what the pipeline's "
+            "own process spent; and how long points waited for another run's measurement.", "",
+            md_table(header, rows), ""]
+
+
 def comparison_markdown(c: Comparison) -> str:
     """report.md: plain markdown to paste into a patch cover letter."""
     out = [f"# {report_title(c)}", ""]
@@ -172,6 +201,7 @@ def comparison_markdown(c: Comparison) -> str:
     if tables:
         out += ["### Changes with their 95% confidence intervals", "", md_table(*changes_rows(c))]
     out += _contention_lines(c)
+    out += _host_lines(c)
     out += ["## Patches", "", *_patch_lines(c), ""]
     out += ["## xfstests", "", *_xfstests_lines(c), ""]
     out += ["## Stages", "", md_table(*stage_rows(c)), *_failed_lines(c), ""]
