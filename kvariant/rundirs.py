@@ -88,7 +88,7 @@ def log_to(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.DEBUG)
-    for noisy in ("paramiko", "invoke", "fabric", "git"):
+    for noisy in ("paramiko", "invoke", "fabric", "git", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # paramiko logs a traceback for every refused SSH banner while a guest
     # boots; Guest.connect retries and reports what matters.
