@@ -77,6 +77,19 @@ def ssh_argv(port: int, key: Path, command: str) -> list[str]:
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{GUEST_USER}@{GUEST_HOST}", command]
 
 
+class _Stream:
+    """What invoke writes a command's output to: handed to a callback."""
+
+    def __init__(self, callback: Callable[[str], None]):
+        self.callback = callback
+
+    def write(self, text: str) -> None:
+        self.callback(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class Guest:
     def __init__(self, conn: Connection, default_timeout: float, key: Path | None = None):
         self.conn = conn
@@ -118,14 +131,16 @@ class Guest:
             delay = min(delay * 1.5, 5.0)
         raise StageError(f"SSH did not answer before the boot deadline (last: {last})")
 
-    def run(self, command: str, timeout: float | None = None, log: Path | None = None) -> Result:
+    def run(self, command: str, timeout: float | None = None, log: Path | None = None,
+            stream: Callable[[str], None] | None = None) -> Result:
         """Run *command* through the guest's shell.  A dropped connection is
         a StageError (the guest is gone); a non-zero exit is data; once
-        abandon() was called, KernelReport."""
+        abandon() was called, KernelReport.  *stream* sees the command's
+        stdout as it arrives (from another thread)."""
         timeout = timeout or self.default_timeout
         start = time.monotonic()
         try:
-            r = self._wait(command, timeout)
+            r = self._wait(command, timeout, stream)
             out = (r.stdout or "") + (r.stderr or "")
             # a channel closed without an exit status: the deadline's own
             # kill when it fired (invoke may miss that it did), else a drop
@@ -149,11 +164,12 @@ class Guest:
                         f" {result.duration:.1f} s]\n")
         return result
 
-    def _wait(self, command: str, timeout: float):
+    def _wait(self, command: str, timeout: float, stream: Callable[[str], None] | None = None):
         """Start *command* and wait for it; abandon() closes its channel."""
         self._check_abandoned(command)
-        promise = self.conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False,
-                                asynchronous=True)
+        shown = {"hide": "err", "out_stream": _Stream(stream)} if stream else {"hide": True}
+        promise = self.conn.run(command, warn=True, timeout=timeout, in_stream=False,
+                                asynchronous=True, **shown)
         with self._lock:
             self._running.add(promise.runner)
         try:

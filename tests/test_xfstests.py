@@ -1,10 +1,8 @@
 """xfstests: parser on real result directories, kernel splat scan, config
-validation, local.config, ./check argv, guest scripts, the mount helper run
-for real with a stand-in Python, and the runner's flow against a guest that
-plays back fixture results."""
+validation, local.config, ./check argv, guest scripts, and the mount helper
+run for real with a stand-in Python.  The runner: test_xfstests_batches.py."""
 import dataclasses
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from kvariant.errors import ConfigError, KernelReport, StageError
+from kvariant.errors import ConfigError
 from kvariant.model import StageResult, Status
-from kvariant.proc import Result
 from kvariant.workloads import xfstests as xt
 
 SIX = FIXTURES / "xfstests-xfs-6tests"
@@ -411,7 +408,7 @@ def test_guest_scripts_are_valid_shell(fstype):
         assert f"mount -t xfs /dev/nullb1 {lay.backing[0]}" in script
         assert f"mkdir -p {lay.sources[0]}" in script
         assert f"kvariant-scratch) dir={lay.sources[1]} ;;" in script
-    cmd = xt.test_command(lay, xt.XfstestsConfig(), "generic/001", 1080, "kvariant: mark #1")
+    cmd = xt.batches.check_command(lay, xt.single_test_argv(xt.XfstestsConfig(), "generic/001"), 1080)
     _sh_syntax(cmd)
     assert "timeout -k 30 1080 ./check -R xunit generic/001" in cmd
     assert f"HOST_OPTIONS={lay.config}" in cmd
@@ -493,157 +490,6 @@ def test_mount_helper_fake_remount_and_bad_calls(tmp_path):
     assert r.returncode != 0
     with pytest.raises(ValueError):
         xt.mount_helper_script("python3", "/p", {"writeback": True}, "/l")
-
-
-# Runner, against a guest that plays back fixture results
-
-
-def _testcases(result_xml: Path) -> dict[str, str]:
-    text = result_xml.read_text()
-    return {m.group(1): m.group(0) for m in
-            re.finditer(r'\t<testcase [^>]*name="([^"]+)".*?</testcase>\n', text, re.S)}
-
-
-class PlaybackGuest:
-    """A guest whose file system is a directory and whose ./check calls
-    play back a fixture's results per test: "ok" (the fixture's result),
-    "hang" (the host deadline passes), "die" (SSH drops), "broken" (the
-    host abandoned the command at a kernel report) or "splat" (the
-    fixture's result plus a hung task report in the kernel log)."""
-
-    def __init__(self, root: Path, fixture: Path, plan: dict[str, str], listing: list[str]):
-        self.root, self.fixture, self.plan, self.listing = root, fixture, plan, listing
-        self.cases = _testcases(fixture / "result.xml")
-        self.commands: list[str] = []
-        self.results = root / xt.guest_layout("xfs").results.lstrip("/")
-
-    def _ok(self, command, tail=""):
-        return Result(["ssh", command], 0, 0.1, tail)
-
-    def run(self, command, timeout=None, log=None):
-        self.commands.append(command)
-        if "./check -n" in command:
-            listing = self.root / xt.guest_layout("xfs").base.lstrip("/") / "tests.txt"
-            listing.parent.mkdir(parents=True, exist_ok=True)
-            listing.write_text("FSTYP -- xfs\n" + "".join(f"{t}\n" for t in self.listing))
-            return self._ok(command)
-        m = re.search(r"\./check -R xunit (\S+); rc=", command)
-        if m:
-            return self._check(command, m.group(1), timeout)
-        if "ls -1d" in command:
-            names = [p.relative_to(self.results).as_posix() for p in self.results.rglob("*")
-                     if p.is_file()]
-            return self._ok(command, "pyenv: cannot rehash\n" + "\n".join(sorted(names)))
-        return self._ok(command)  # setup, recovery
-
-    def _check(self, command, test, timeout):
-        assert command.startswith(f"rm -f {xt.guest_layout('xfs').results}/result.xml;")
-        (self.results / "result.xml").unlink(missing_ok=True)
-        what = self.plan[test]
-        if what == "die":
-            raise StageError(f"lost the guest's SSH connection during: {command[:80]}")
-        if what == "broken":  # the console watch abandoned the command: a BUG on the console
-            raise KernelReport("ended at once by the kernel's report", reproduce=command)
-        if what == "hang":
-            return Result(["ssh", command], None, timeout, "generic/005 ", timed_out=True)
-        self.results.mkdir(parents=True, exist_ok=True)
-        (self.results / "result.xml").write_text(
-            '<?xml version="1.0"?>\n<testsuite name="xfstests">\n' + self.cases[test] + "</testsuite>\n")
-        for f in self.fixture.glob(f"{test}.*"):
-            (self.results / test).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, self.results / f.relative_to(self.fixture))
-        if what == "splat":
-            (self.results / f"{test}.kmsg").write_text(HUNG_TASK)
-        return self._ok(command, f"{test} 1s")
-
-    def get(self, remote, local, missing_ok=False):
-        src = self.root / remote.lstrip("/")
-        if not src.is_file():
-            if missing_ok:
-                return False
-            raise StageError(f"guest file {remote} does not exist")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, local)
-        return True
-
-    def run_quiet(self, command, timeout):
-        self.commands.append(command)
-
-
-def test_a_kernel_report_ends_the_run_at_its_test(tmp_path):
-    """The host abandoned generic/003's ./check at a BUG on the console:
-    that test errors (the runner then makes it a failure led by the
-    report), the tests after it are not run, no command follows."""
-    plan = {"generic/002": "ok", "generic/003": "broken", "generic/005": "ok"}
-    fixture = tmp_path / "fixture"
-    shutil.copytree(FAIL_NOTRUN, fixture)
-    guest = PlaybackGuest(tmp_path / "guest", fixture, plan, list(plan))
-    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60)
-    results = xt.run_xfstests(guest, cfg, "xfs", policy={}, outdir=tmp_path / "out", python="python3",
-                              project_dir="/p", timeout_per_test=0, log=tmp_path / "x.log")
-    by = {r.name: r for r in results}
-    assert by["xfstests/xfs/generic/003"].status == Status.ERROR
-    assert by["xfstests/xfs/generic/003"].message == "ended at once by the kernel's report during generic/003"
-    assert (by["xfstests/xfs/generic/005"].status, by["xfstests/xfs/generic/005"].message) == (
-        Status.SKIP, "not run: ended at once by the kernel's report during generic/003")
-    assert "./check -R xunit generic/003" in guest.commands[-1]  # nothing after the abandoned one
-
-
-def test_runner_one_check_per_test_goes_on_after_a_hang(tmp_path):
-    plan = {"generic/002": "ok", "generic/003": "splat", "generic/005": "hang",
-            "generic/108": "ok", "generic/011": "die", "generic/013": "ok"}
-    listing = list(plan)
-    fixture = tmp_path / "fixture"
-    shutil.copytree(FAIL_NOTRUN, fixture)
-    guest = PlaybackGuest(tmp_path / "guest", fixture, plan, listing)
-    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60)
-    out = tmp_path / "out"
-    seen = []
-    results = xt.run_xfstests(guest, cfg, "xfs", policy={}, outdir=out, python="python3",
-                              project_dir="/p", timeout_per_test=0, log=tmp_path / "x.log",
-                              on_result=seen.append)
-    assert seen == results  # each test was handed over as it ended, in order
-    by = {r.name.rsplit("/", 2)[-2] + "/" + r.name.rsplit("/", 1)[-1]: r for r in results}
-    assert [r.name for r in results] == [f"xfstests/xfs/{t}" for t in listing]
-    assert all(r.suite == "xfstests.xfs" for r in results)
-    assert by["generic/002"].status == Status.FAIL and "-deliberately wrong" in by["generic/002"].detail
-    assert by["generic/003"].status == Status.FAIL  # passed, but a hung task in its kernel log
-    assert by["generic/003"].message.startswith("kernel splat: INFO: task xfs_io:4021 blocked")
-    assert by["generic/005"].status == Status.ERROR
-    assert re.match(r"no result after \d+ s", by["generic/005"].message)
-    assert by["generic/108"].status == Status.SKIP and "scsi_debug" in by["generic/108"].message
-    assert by["generic/011"].status == Status.ERROR and "lost" in by["generic/011"].message
-    assert by["generic/013"].status == Status.SKIP and by["generic/013"].message.startswith("not run:")
-    assert "./check -R xunit generic/003" in by["generic/003"].reproduce
-    # one ./check per test, each under the guest's own timeout: 60 s + check's overhead
-    checks = [c for c in guest.commands if "./check -R xunit" in c]
-    assert len(checks) == 5 and all(f"timeout -k 30 {60 + xt.CHECK_OVERHEAD:.0f} " in c for c in checks)
-    # files came back after each test; each call's result.xml is kept
-    assert (out / "generic" / "002.out.bad").is_file() and (out / "generic" / "108.notrun").is_file()
-    assert sorted(p.name for p in (out / "xunit").iterdir()) == [
-        "generic-002.xml", "generic-003.xml", "generic-108.xml"]
-    assert (out / "results.json").is_file() and (out / "tests.txt").is_file()
-    # the run's directory parses back to the same outcomes
-    again = {o.name: o.status for o in xt.parse_results(out)}
-    assert again == {"generic/002": "fail", "generic/003": "pass", "generic/108": "notrun"}
-
-
-def test_runner_reports_a_failed_setup_or_an_empty_selection(tmp_path):
-    class Broken(PlaybackGuest):
-        def run(self, command, timeout=None, log=None):
-            if "set -e" in command:
-                return Result(["ssh", command], 1, 0.1, "mount: /dev/nullb1: can't read superblock")
-            return super().run(command, timeout, log)
-
-    cfg = xt.XfstestsConfig(dir=tmp_path)
-    kw = dict(policy={}, python="python3", project_dir="/p", timeout_per_test=10,
-              log=tmp_path / "x.log")
-    (r,) = xt.run_xfstests(Broken(tmp_path / "g", SIX, {}, []), cfg, "fuse", outdir=tmp_path / "o1", **kw)
-    assert r.name == "xfstests/fuse/setup" and r.status == Status.ERROR
-    assert "superblock" in r.detail
-    (r,) = xt.run_xfstests(PlaybackGuest(tmp_path / "g2", SIX, {}, []), cfg, "xfs",
-                           outdir=tmp_path / "o2", **kw)
-    assert r.name == "xfstests/xfs/list" and r.status == Status.ERROR
 
 
 # Summary

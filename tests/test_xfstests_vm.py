@@ -30,8 +30,12 @@ def test_xfstests_on_fuse_and_xfs(tmp_path):
 tree = "~/.cache/kvariant/linux-7.2"
 base = "v7.2.13"
 
-[fio]
-targets = []
+[fio]                   # the least fio there is: [fio] takes no empty target list
+targets = ["xfs"]
+numjobs = [1]
+runtime = 1
+ramp_time = 0
+size = "16M"
 
 [xfstests]
 dir = "{TREE}"

@@ -17,10 +17,12 @@ directory for a mount point ("not mounted"); the helper maps each tag to its
 directory (upstream's README.fuse uses tags and ``-o source=DIR`` the same
 way; the helper takes that too).
 
-Tests run one ``./check`` call each, under ``timeout`` in the guest and a
-deadline on the host: a test that hangs is an ERROR, the mounts are torn
-down (FUSE connections aborted), and the next test goes on; results already
-fetched stay on the host when the guest dies.  The kernel log of each test
+Tests run in ``./check`` batches (one call for all of them unless a test
+hangs), each test under a deadline the host enforces by following check's
+output: a test past it is an ERROR with the guest's blocked tasks, check is
+stopped, the mounts are torn down (FUSE connections aborted), and the next
+tests go on in a new ``./check``; results already fetched stay on the host
+when the guest dies.  The kernel log of each test
 is scanned for splats (warnings, oopses, lockdep, KASAN, hung tasks, RCU
 stalls): one fails the test even when its output matched.
 """
@@ -28,19 +30,21 @@ stalls): one fails the test even when its output matched.
 from ...splats import find_splats, scan_splats, splat_excerpt
 from ...config import XfstestsConfig, xfstests_config_from_table
 from .config import CHECK_OVERHEAD, FSTYPES, tree_problem
-from .guest import (GuestLayout, check_argv, guest_layout, guest_setup_script,
+from .guest import (GuestLayout, batch_argv, check_argv, guest_layout, guest_setup_script,
                     guest_teardown_script, list_argv, local_config, mount_helper_script,
                     parse_test_list, single_test_argv)
+from .progress import CheckProgress, batch_command, kmsg_slice, next_batch, stop_command
 from .results import (TestOutcome, outcome_to_stage, parse_check_log, parse_check_time,
                       parse_results)
-from .run import run_xfstests, test_command
+from .run import run_xfstests
 from ...tally import summarize
 
 __all__ = [
     "find_splats", "scan_splats", "splat_excerpt",
     "CHECK_OVERHEAD", "FSTYPES", "XfstestsConfig", "tree_problem", "xfstests_config_from_table",
-    "GuestLayout", "check_argv", "guest_layout", "guest_setup_script", "guest_teardown_script",
+    "CheckProgress", "batch_command", "kmsg_slice", "next_batch", "stop_command",
+    "GuestLayout", "batch_argv", "check_argv", "guest_layout", "guest_setup_script", "guest_teardown_script",
     "list_argv", "local_config", "mount_helper_script", "parse_test_list", "single_test_argv",
     "TestOutcome", "outcome_to_stage", "parse_check_log", "parse_check_time", "parse_results",
-    "run_xfstests", "summarize", "test_command",
+    "run_xfstests", "summarize",
 ]

@@ -318,7 +318,12 @@ def list_argv(cfg: XfstestsConfig, fstype: str) -> list[str]:
 
 def single_test_argv(cfg: XfstestsConfig, test: str) -> list[str]:
     """One test (already selected by list_argv) in its own ./check call."""
-    return ["./check", "-R", "xunit", *_loop(cfg), test]
+    return batch_argv(cfg, [test])
+
+
+def batch_argv(cfg: XfstestsConfig, tests: list[str]) -> list[str]:
+    """Tests already selected by list_argv, in one ./check call."""
+    return ["./check", "-R", "xunit", *_loop(cfg), *tests]
 
 
 _LISTED = re.compile(r"^([A-Za-z0-9_-]+/[A-Za-z0-9_.-]+)\s*$")

@@ -1,94 +1,29 @@
-"""Driving xfstests in a guest, one ./check per test under a deadline the
-host enforces."""
+"""Driving xfstests in a guest: set-up, the selection, then the tests in
+``./check`` batches under deadlines the host enforces (batches.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 from ...config import XfstestsConfig
-from ...errors import KernelReport, StageError
+from ...errors import StageError
 from ...model import StageResult, Status
-from ...testcase import TestcaseId
-from .config import CHECK_OVERHEAD, KILL_GRACE
-from .guest import (GuestLayout, _release_steps, guest_layout, guest_setup_script,
-                    guest_teardown_script, list_argv, parse_test_list, single_test_argv)
-from .results import outcome_to_stage, parse_results
+from .batches import Batches, check_command, test_error
+from .guest import GuestLayout, guest_layout, guest_setup_script, guest_teardown_script, list_argv, parse_test_list
 
 
 # Runner
 
 
-def _check_command(lay: GuestLayout, argv: list[str], deadline: float | None = None) -> str:
-    timeout = f"timeout -k {KILL_GRACE} {deadline:.0f} " if deadline else ""
-    return (f"cd {shlex.quote(lay.tree)} && HOST_OPTIONS={shlex.quote(lay.config)} "
-            f"{timeout}{shlex.join(argv)}")
-
-
-def _kmsg_capture(lay: GuestLayout, test: str, marker: str) -> str:
-    """Our kernel log of one ./check call: everything after its marker (the
-    whole log if the marker has left the ring buffer)."""
-    dest = shlex.quote(f"{lay.results}/{test}.kmsg")
-    return (f"mkdir -p {shlex.quote(os.path.dirname(f'{lay.results}/{test}'))}; "
-            f"dmesg | awk -v m={shlex.quote(marker)} 'index($0, m) {{found=1}} found' > {dest}; "
-            f"[ -s {dest} ] || dmesg | tail -n 2000 > {dest}")
-
-
-def test_command(lay: GuestLayout, cfg: XfstestsConfig, test: str, deadline: float,
-                 marker: str) -> str:
-    """One test in the guest: a kernel log marker, ./check under timeout,
-    our kernel log slice; exits with check's (or timeout's 124/137) code."""
-    return (f"rm -f {shlex.quote(lay.results)}/result.xml; "
-            f"echo {shlex.quote(marker)} > /dev/kmsg; "
-            f"{_check_command(lay, single_test_argv(cfg, test), deadline)}; rc=$?; "
-            f"{_kmsg_capture(lay, test, marker)}; exit $rc")
-
-
-def _fetch(guest, lay: GuestLayout, test: str, outdir: Path) -> None:
-    """result.xml, check.log, check.time and <test>.* (out.bad, full,
-    dmesg, notrun, kmsg, loop copies) into outdir; result.xml is also kept
-    as xunit/<test>.xml since the next call rewrites it."""
-    res = guest.run(f"cd {shlex.quote(lay.results)} && ls -1d result.xml check.log check.time "
-                    f"{shlex.quote(test)}.* 2>/dev/null; true", timeout=60)
-    names = [n for n in (line.strip() for line in res.tail.splitlines())
-             if n in ("result.xml", "check.log", "check.time")
-             or (n.startswith(f"{test}.") and "/" not in n[len(test):])]
-    (outdir / "result.xml").unlink(missing_ok=True)
-    for name in names:
-        guest.get(f"{lay.results}/{name}", outdir / name, missing_ok=True)
-    if (outdir / "result.xml").is_file():
-        keep = outdir / "xunit" / (test.replace("/", "-") + ".xml")
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(outdir / "result.xml", keep)
-
-
-def _recover(guest, lay: GuestLayout, test: str, marker: str, log: Path) -> bool:
-    """After a timeout: keep the kernel log, abort our FUSE connections,
-    unmount.  False when the guest no longer answers."""
-    script = _kmsg_capture(lay, test, marker) + "\n" + "\n".join(_release_steps(lay))
-    try:
-        res = guest.run(f"sh -c {shlex.quote(script)}", timeout=120, log=log)
-    except StageError:
-        return False
-    return not res.timed_out
-
-
-def _error(fstype: str, what: str, message: str, detail: str = "", reproduce: str = "",
-           status: Status = Status.ERROR, seconds: float = 0.0) -> StageResult:
-    tid = TestcaseId.xfstests(fstype, what)
-    return StageResult(name=str(tid), status=status, seconds=seconds,
-                       message=message, detail=detail, reproduce=reproduce, suite=tid.suite)
-
-
 def _list_tests(guest, cfg, fstype, lay, outdir: Path, log) -> tuple[list[str], StageResult | None]:
     """The selected tests, from ``./check -n`` (its output goes through a
     file: a quick group lists more than a command's kept tail)."""
-    cmd = _check_command(lay, list_argv(cfg, fstype))
+    cmd = check_command(lay, list_argv(cfg, fstype))
     listing = f"{lay.base}/tests.txt"
     res = guest.run(f"{cmd} > {listing} 2>&1; rc=$?; tail -n 40 {listing}; exit $rc",
                     timeout=900, log=log)
@@ -97,7 +32,7 @@ def _list_tests(guest, cfg, fstype, lay, outdir: Path, log) -> tuple[list[str], 
         tests = parse_test_list((outdir / "tests.txt").read_text(errors="replace"))
     if not tests:
         why = "timed out" if res.timed_out else f"exit code {res.returncode}"
-        return [], _error(fstype, "list", f"./check -n selected no test ({why})",
+        return [], test_error(fstype, "list", f"./check -n selected no test ({why})",
                           detail=res.tail, reproduce=cmd)
     return tests, None
 
@@ -106,91 +41,91 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
                  python: str, project_dir: str, timeout_per_test: float, log: Path,
                  size_mb: int = 2048,
                  on_result: Callable[[StageResult], None] | None = None,
-                 done: dict[str, StageResult] | None = None) -> list[StageResult]:
-    """Set up one fstype in the guest, then run the selected tests one
-    ./check call each; *on_result* sees each test's result as it comes.  *timeout_per_test* is a test's own deadline (0:
-    cfg.test_timeout); check's setup and checks get CHECK_OVERHEAD more.
+                 done: dict[str, StageResult] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> list[StageResult]:
+    """Set up one fstype in the guest, then run the selected tests in
+    ./check batches (batches.Batches); *on_result* sees each test's result
+    as it ends, in order.  *timeout_per_test* is a test's own deadline (0:
+    cfg.test_timeout); check's start-up and each test's checks get
+    CHECK_OVERHEAD more.
     Returns one StageResult per test (or one ERROR for a failed setup);
     files come back to *outdir* after every test.  Tests in *done* (by
     testcase name, from an interrupted run) are not run again."""
     lay = guest_layout(fstype)
     outdir.mkdir(parents=True, exist_ok=True)
     if cfg.dir is None:
-        return [_error(fstype, "setup", "no xfstests tree configured (xfstests.dir)",
+        return [test_error(fstype, "setup", "no xfstests tree configured (xfstests.dir)",
                        status=Status.SKIP)]
     setup = guest_setup_script(fstype, xfstests_dir=str(cfg.dir), python=python,
                                project_dir=project_dir, policy=policy, size_mb=size_mb)
     (outdir / "setup.sh").write_text(setup)
     res = guest.run(f"sh -c {shlex.quote(setup)}", timeout=900, log=log)
     if not res.ok:
-        return [_error(fstype, "setup", "xfstests setup failed in the guest", res.tail,
+        return [test_error(fstype, "setup", "xfstests setup failed in the guest", res.tail,
                        f"sh {outdir / 'setup.sh'}  # in the guest")]
     guest.get(lay.config, outdir / "local.config", missing_ok=True)  # kept with the results
     tests, problem = _list_tests(guest, cfg, fstype, lay, outdir, log)
     if problem:
         return [problem]
     per_test = (timeout_per_test or cfg.test_timeout) * (1 + cfg.loop_failures)
-    results: list[StageResult] = []
-
-    def add(stage: StageResult) -> None:
-        results.append(stage)
-        if on_result is not None:
-            on_result(stage)
-
-    lost = ""
-    for n, test in enumerate(tests):
-        kept = (done or {}).get(str(TestcaseId.xfstests(fstype, test)))
-        if kept is not None:
-            add(kept)
-            continue
-        if lost:
-            add(_error(fstype, test, f"not run: {lost}", status=Status.SKIP))
-            continue
-        stage, lost = _run_one(guest, cfg, lay, test, n, per_test, outdir, log)
-        add(stage)
-        _write_summary(outdir, results)
+    seq = InOrder(fstype, tests, done or {}, on_result, lambda results: _write_summary(outdir, results))
+    lost = Batches(guest, cfg, lay, outdir, log, per_test, seq.emit, clock).run(seq.to_run())
+    seq.finish(lost)
     if not lost:
         guest.run_quiet(f"sh -c {shlex.quote(guest_teardown_script(fstype))}", timeout=120)
     if fstype == "fuse" and not lost:
         _fetch_server_logs(guest, lay, outdir)
-    return results
+    return seq.results
 
 
-def _run_one(guest, cfg, lay: GuestLayout, test: str, n: int, per_test: float,
-             outdir: Path, log: Path) -> tuple[StageResult, str]:
-    """(result, why the guest is lost or "")."""
-    marker = f"kvariant: xfstests {lay.fstype} {test} #{n}"
-    deadline = per_test + CHECK_OVERHEAD
-    cmd = test_command(lay, cfg, test, deadline, marker)
-    reproduce = _check_command(lay, single_test_argv(cfg, test))
-    start = time.monotonic()
-    try:
-        res = guest.run(cmd, timeout=deadline + KILL_GRACE + 60, log=log)
-    except StageError as e:
-        lost = (f"{e.message} during {test}" if isinstance(e, KernelReport)
-                else f"the guest's SSH connection was lost during {test}")
-        return _error(lay.fstype, test, lost, e.detail, reproduce,
-                      seconds=time.monotonic() - start), lost
-    timed_out = res.timed_out or res.returncode in (124, 137)
-    lost = ""
-    if timed_out and not _recover(guest, lay, test, marker, log):
-        lost = f"the guest stopped answering after {test} hung"
-    if not lost:
-        try:
-            _fetch(guest, lay, test, outdir)
-        except StageError as e:
-            lost = f"could not fetch results after {test}: {e}"
-    found = next(iter(parse_results(outdir, tree=cfg.dir, only=test)), None)
-    if found is not None and not timed_out:
-        stage = outcome_to_stage(found, lay.fstype)
-    else:
-        elapsed = time.monotonic() - start
-        stage = _error(lay.fstype, test, f"no result after {elapsed:.0f} s", res.tail,
-                       reproduce, seconds=elapsed)
-        if not timed_out:
-            stage.message += f" (./check exited {res.returncode})"
-    stage.reproduce = reproduce
-    return stage, lost
+class InOrder:
+    """Hands each test's result over as it ends; the tests an interrupted
+    run already has (*done*, by testcase name) come from there, in their
+    places in the selection; after a lost guest, the rest are skipped."""
+
+    def __init__(self, fstype: str, tests: list[str], done: dict[str, StageResult],
+                 on_result: Callable[[StageResult], None] | None,
+                 saved: Callable[[list[StageResult]], None] = lambda results: None):
+        self.fstype, self.tests, self.done = fstype, tests, done
+        self.on_result, self.saved = on_result, saved
+        self.results: list[StageResult] = []
+        self.handed: set[str] = set()
+
+    def _known(self, test: str) -> StageResult | None:
+        return self.done.get(f"xfstests/{self.fstype}/{test}")
+
+    def to_run(self) -> list[str]:
+        return [t for t in self.tests if self._known(t) is None]
+
+    def _add(self, test: str, stage: StageResult) -> None:
+        self.handed.add(test)
+        self.results.append(stage)
+        if self.on_result is not None:
+            self.on_result(stage)
+        self.saved(self.results)
+
+    def _known_ones(self) -> None:
+        """The known tests up to the first one still to run."""
+        for test in self.tests:
+            if test in self.handed:
+                continue
+            known = self._known(test)
+            if known is None:
+                return
+            self._add(test, known)
+
+    def emit(self, test: str, stage: StageResult) -> None:
+        self._known_ones()
+        self._add(test, stage)
+        self._known_ones()
+
+    def finish(self, lost: str) -> None:
+        """The tests not handed over: known ones, else skipped."""
+        for test in self.tests:
+            if test not in self.handed:
+                self._add(test, self._known(test) or test_error(
+                    self.fstype, test, f"not run: {lost or './check did not get to it'}",
+                    status=Status.SKIP))
 
 
 def _fetch_server_logs(guest, lay: GuestLayout, outdir: Path) -> None:
