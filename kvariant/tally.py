@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .model import StageResult
+from .model import StageResult, Status
 
 BAD = ("fail", "error")
 NOT_RUN = ("skip", "missing")  # missing: the variant has no such testcase
@@ -55,7 +55,9 @@ def change(a: str, b: str) -> str | None:
 
 
 def summarize(results_by_variant: dict[str, list[StageResult]]) -> dict:
-    """Per fstype: passed/failed/skipped/errors/flaky per variant, and the
+    """Per fstype: passed/failed/skipped/errors/flaky per variant (and of
+    those skipped, the known failures; of those passed, the known failures
+    that passed), and the
     tests whose status differs between variants, new failures against the
     first variant first, then fixes, then the rest."""
     table: dict[str, dict[str, dict[str, StageResult]]] = {}  # fstype -> test -> variant -> testcase
@@ -68,7 +70,10 @@ def summarize(results_by_variant: dict[str, list[StageResult]]) -> dict:
     for fstype, tests in table.items():
         mine = {v: [by_v[v] for by_v in tests.values() if v in by_v] for v in variants}
         n = {v: {**counts(s.status.value for s in mine[v]),
-                 "flaky": sum(bool(s.figures.get("flaky")) for s in mine[v])} for v in variants}
+                 "flaky": sum(bool(s.figures.get("flaky")) for s in mine[v]),
+                 "known_failures": sum(s.status == Status.SKIP and "known_failure" in s.figures
+                                       for s in mine[v]),
+                 "known_passed": sum(bool(s.figures.get("fixed")) for s in mine[v])} for v in variants}
         diffs = []
         for test, by_v in sorted(tests.items()):
             row = {v: by_v[v].status.value if v in by_v else "missing" for v in variants}

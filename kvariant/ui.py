@@ -157,6 +157,9 @@ def xfstests_lines(summary: dict) -> list[str]:
         counts = ", ".join(f"{v}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
                            + (f", {c['errors']} errors" if c["errors"] else "")
                            + (f", {c['flaky']} flaky" if c.get("flaky") else "")
+                           + (f", {c['known_failures']} known failures" if c.get("known_failures") else "")
+                           + (f", {c['known_passed']} known failures passed (fixed?)"
+                              if c.get("known_passed") else "")
                            for v, c in data["variants"].items())
         lines.append(f"xfstests on {fstype}: {counts}")
         for d in data["differences"]:

@@ -508,8 +508,10 @@ def test_summarize_counts_and_differences():
                             "generic/108": "skip"}) + _stages({"generic/001": "fail"}, "xfs"),
     })
     fuse = summary["fuse"]
-    assert fuse["variants"]["base"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 0, "flaky": 0}
-    assert fuse["variants"]["patched"] == {"passed": 2, "failed": 0, "skipped": 1, "errors": 1, "flaky": 0}
+    assert fuse["variants"]["base"] == {"passed": 2, "failed": 1, "skipped": 1, "errors": 0, "flaky": 0,
+                                        "known_failures": 0, "known_passed": 0}
+    assert fuse["variants"]["patched"] == {"passed": 2, "failed": 0, "skipped": 1, "errors": 1, "flaky": 0,
+                                           "known_failures": 0, "known_passed": 0}
     assert [d["test"] for d in fuse["differences"]] == ["generic/003", "generic/002"]
     assert fuse["differences"][0]["new_failures"] == ["patched"]
     assert fuse["differences"][1]["fixed"] == ["patched"]

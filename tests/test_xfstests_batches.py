@@ -279,10 +279,11 @@ class BatchGuest:
         self.commands.append(command)
 
 
-def _run(tmp_path, plan, listing=None, done=None):
+def _run(tmp_path, plan, listing=None, done=None, known=None):
     clock = Clock()
     guest = BatchGuest(tmp_path / "guest", plan, clock, listing)
-    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60)
+    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60,
+                            **({"known_failures": known} if known else {}))
 
     def on_result(stage):
         guest.handed.append(stage.name.split("/", 2)[2])
@@ -381,3 +382,21 @@ def test_runner_reports_a_failed_setup_or_an_empty_selection(tmp_path):
     (r,) = xt.run_xfstests(BatchGuest(tmp_path / "g2", {}, Clock()), cfg, "xfs",
                            outdir=tmp_path / "o2", **kw)
     assert r.name == "xfstests/xfs/list" and r.status == Status.ERROR
+
+
+def test_the_known_failures_of_the_fstype_are_marked(tmp_path):
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "xfs.txt").write_text("generic/002  # deliberately wrong\ngeneric/003  # was broken\n")
+    (known / "kvariant-fuse.txt").write_text("generic/108  # another fstype's list\n")
+    plan = {"generic/002": "ok", "generic/003": "ok", "generic/108": "ok"}
+    guest, by, order = _run(tmp_path, plan, known=known)
+    assert (by["generic/002"].status, by["generic/002"].figures) == (
+        Status.SKIP, {"known_failure": "deliberately wrong"})
+    assert by["generic/002"].message.startswith("known failure: deliberately wrong (xfstests: ")
+    assert by["generic/003"].status == Status.PASS and by["generic/003"].message.startswith("fixed? ")
+    assert by["generic/108"].figures == {}
+    (known / "xfs.txt").write_text("generic/002\n")  # broken after the config was read
+    guest, by, order = _run(tmp_path / "bad", plan, known=known)
+    assert order == ["known-failures"] and by["known-failures"].status == Status.ERROR
+    assert "xfs.txt: line 1: expected a test like" in by["known-failures"].message

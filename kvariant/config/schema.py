@@ -14,6 +14,7 @@ from . import checks
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a variant's name: it names a directory
 VMCONFIGS = PROJECT / "vmconfigs"
 DEFAULT_FRAGMENT = VMCONFIGS / "fuse-xfs-nullblk.config"
+KNOWN_FAILURES = VMCONFIGS / "xfstests"  # known.py's lists
 DEBUG_FRAGMENT = VMCONFIGS / "debug.config"
 XFSTESTS_FSTYPES = ("xfs", "fuse")  # XFS itself, and our FUSE server over XFS
 
@@ -109,6 +110,7 @@ class XfstestsConfig:
     test_timeout: float = 900.0
     loop_failures: int = 0
     required: bool = False
+    known_failures: Path = KNOWN_FAILURES  # a directory of known failure lists (config/known.py)
 
 
 @dataclasses.dataclass(frozen=True)

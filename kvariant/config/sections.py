@@ -14,12 +14,13 @@ from ..paths import default_tree, run_dir_clash
 from ..tree import is_git_repo, patch_files, resolve_rev
 from ..workloads.targets import TARGETS
 from . import checks
+from .known import check_known_failures
 from .reader import Reader, path_from, take_fragments, take_positive, take_seconds, take_whole
 from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, FioConfig, FuseConfig, KernelConfig,
                      NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
 
 XFSTESTS_KEYS = ("dir", "fstypes", "tests", "groups", "exclude", "exclude_file", "test_timeout",
-                 "loop_failures", "required")
+                 "loop_failures", "required", "known_failures")
 TEST_NAME = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.*?\[\]-]+$")
 GROUP_NAME = re.compile(r"^(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_-]+$")
 
@@ -239,6 +240,11 @@ def xfstests_config_from_table(table: dict, where, base: Path) -> XfstestsConfig
     directory, exclude_file = _optional_path(r, "dir", base), _optional_path(r, "exclude_file", base)
     if exclude_file is not None and not exclude_file.is_file():
         r.fail("exclude_file", "an existing file", table["exclude_file"])
+    known = _optional_path(r, "known_failures", base)
+    if known is not None and not known.is_dir():
+        r.fail("known_failures", "an existing directory of known failure lists", table["known_failures"])
+    known = known or d.known_failures
+    check_known_failures(known)
     fstypes = _xfstests_names(r, "fstypes", d.fstypes, f"one of {', '.join(XFSTESTS_FSTYPES)}",
                               allowed=XFSTESTS_FSTYPES)
     if not fstypes:
@@ -251,7 +257,7 @@ def xfstests_config_from_table(table: dict, where, base: Path) -> XfstestsConfig
         dir=directory, fstypes=fstypes, exclude_file=exclude_file, **names,
         test_timeout=take_seconds(r, "test_timeout", d.test_timeout),
         loop_failures=take_whole(r, "loop_failures", d.loop_failures),
-        required=r.take("required", d.required, bool, "true or false"),
+        required=r.take("required", d.required, bool, "true or false"), known_failures=known,
     )
     r.done()
     return xfstests

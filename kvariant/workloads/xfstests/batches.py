@@ -72,12 +72,15 @@ class _Batch:
 
 class Batches:
     """The tests of one fstype in ``./check`` batches.  *emit(test, stage)*
-    is called for each test as it ends, in check's order."""
+    is called for each test as it ends, in check's order; *known* (test ->
+    reason) marks known failures."""
 
     def __init__(self, guest, cfg, lay: GuestLayout, outdir: Path, log: Path, per_test: float,
-                 emit: Callable[[str, StageResult], None], clock: Callable[[], float] = time.monotonic):
+                 emit: Callable[[str, StageResult], None], clock: Callable[[], float] = time.monotonic,
+                 known: dict[str, str] | None = None):
         self.guest, self.cfg, self.lay, self.outdir, self.log = guest, cfg, lay, outdir, log
         self.per_test, self.emit, self.clock = per_test, emit, clock
+        self.known = known or {}  # test -> why it is known to fail
         self.pidfile = f"{lay.base}/check.pid"
         self.batches = 0
 
@@ -177,7 +180,7 @@ class Batches:
             b.lost = f"could not fetch results after {test}: {e}"
         found = next(iter(parse_results(self.outdir, tree=self.cfg.dir, only=test)), None)
         if found is not None:
-            stage = outcome_to_stage(found, self.lay.fstype)
+            stage = outcome_to_stage(found, self.lay.fstype, self.known.get(test))
         else:
             stage = test_error(self.lay.fstype, test, "no result from ./check",
                                b.progress.output[-3000:], seconds=self._ran(b, test))

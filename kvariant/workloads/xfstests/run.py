@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from ...config import XfstestsConfig
-from ...errors import StageError
+from ...config.known import list_name, read_known_failures
+from ...errors import ConfigError, StageError
 from ...model import StageResult, Status
 from .batches import Batches, check_command, test_error
 from .guest import GuestLayout, guest_layout, guest_setup_script, guest_teardown_script, list_argv, parse_test_list
@@ -49,7 +50,9 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
     cfg.test_timeout); check's start-up and each test's checks get
     CHECK_OVERHEAD more.
     Returns one StageResult per test (or one ERROR for a failed setup);
-    files come back to *outdir* after every test.  Tests in *done* (by
+    files come back to *outdir* after every test.  The tests the known
+    failure list of the FUSE server (*policy*'s) and fstype names are
+    reported as known failures (results.outcome_to_stage).  Tests in *done* (by
     testcase name, from an interrupted run) are not run again."""
     lay = guest_layout(fstype)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -67,9 +70,15 @@ def run_xfstests(guest, cfg: XfstestsConfig, fstype: str, *, policy: dict, outdi
     tests, problem = _list_tests(guest, cfg, fstype, lay, outdir, log)
     if problem:
         return [problem]
+    known_list = cfg.known_failures / list_name(policy.get("server", "kvariant"), fstype)
+    try:
+        known = read_known_failures(known_list)
+    except ConfigError as e:
+        return [test_error(fstype, "known-failures", str(e))]
     per_test = (timeout_per_test or cfg.test_timeout) * (1 + cfg.loop_failures)
     seq = InOrder(fstype, tests, done or {}, on_result, lambda results: _write_summary(outdir, results))
-    lost = Batches(guest, cfg, lay, outdir, log, per_test, seq.emit, clock).run(seq.to_run())
+    batches = Batches(guest, cfg, lay, outdir, log, per_test, seq.emit, clock, known)
+    lost = batches.run(seq.to_run())
     seq.finish(lost)
     if not lost:
         guest.run_quiet(f"sh -c {shlex.quote(guest_teardown_script(fstype))}", timeout=120)
