@@ -201,6 +201,7 @@ class BatchGuest:
         self.handed: list[str] = []  # the runner's on_result, as the batch streams
         self.seen_while_running: list[list[str]] = []
         self.results = root / xt.guest_layout("xfs").results.lstrip("/")
+        self.xunit = False
 
     def run(self, command, timeout=None, log=None, stream=None):
         self.commands.append(command)
@@ -209,9 +210,10 @@ class BatchGuest:
             listing.parent.mkdir(parents=True, exist_ok=True)
             listing.write_text("FSTYP -- xfs\n" + "".join(f"{t}\n" for t in self.listing))
             return Result(["ssh"], 0, 0.1, "")
-        m = re.search(r"\./check -R xunit ((?:generic/\d+ ?)+) &", command)
+        m = re.search(r"\./check ((?:-R xunit )?(?:-L \d+ )?)((?:generic/\d+ ?)+) &", command)
         if m:
-            return self._batch(command, m.group(1).split(), stream)
+            self.xunit = bool(m.group(1))
+            return self._batch(command, m.group(2).split(), stream)
         if "sysrq-trigger" in command:
             self.stopped.set()
             return Result(["ssh"], 0, 0.1, "", stdout="INFO: blocked tasks\ntask:xfs_io state:D")
@@ -225,7 +227,18 @@ class BatchGuest:
             return Result(["ssh"], 0, 0.1, "pyenv: cannot rehash\n" + "\n".join(sorted(names)))
         return Result(["ssh"], 0, 0.1, "")  # setup, recovery, teardown
 
+    def _line(self, test: str) -> str:
+        """What check prints after the name, from the fixture's result."""
+        case = self.cases[test]
+        if "<failure" in case:
+            return f" - output mismatch (see {self.results}/{test}.out.bad)\n    --- diff\n"
+        if "<skipped" in case:
+            return " [not run] " + (self.fixture / f"{test}.notrun").read_text().strip() + "\n"
+        return " 13s ...  " + re.search(r'time="(\d+)"', case).group(1) + "s\n"
+
     def _write(self, done: list[str]) -> None:
+        if not self.xunit:  # check writes result.xml with -R xunit only
+            return
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "result.xml").write_text(
             '<?xml version="1.0"?>\n<testsuite name="xfstests">\n'
@@ -260,7 +273,7 @@ class BatchGuest:
                 shutil.copy(f, self.results / f.relative_to(self.fixture))
             done.append(test)
             self.clock.now += 5
-            stream(" 5s\n")
+            stream(self._line(test))
         self._write(done)
         stream("Ran: " + " ".join(tests) + "\n")
         return Result(["ssh"], 0, 1.0, "", stdout="")
@@ -279,10 +292,13 @@ class BatchGuest:
         self.commands.append(command)
 
 
-def _run(tmp_path, plan, listing=None, done=None, known=None):
+def _run(tmp_path, plan, listing=None, done=None, known=None, loop=0):
     clock = Clock()
     guest = BatchGuest(tmp_path / "guest", plan, clock, listing)
-    cfg = xt.XfstestsConfig(dir=tmp_path / "xfstests", tests=("generic/00?",), test_timeout=60,
+    tree = tmp_path / "xfstests"
+    (tree / "tests" / "generic").mkdir(parents=True, exist_ok=True)
+    (tree / "tests" / "generic" / "002.out").write_text("QA output created by 002\n")
+    cfg = xt.XfstestsConfig(dir=tree, tests=("generic/00?",), test_timeout=60, loop_failures=loop,
                             **({"known_failures": known} if known else {}))
 
     def on_result(stage):
@@ -300,19 +316,32 @@ def test_one_check_for_all_tests_each_handed_over_as_it_ends(tmp_path):
     assert guest.batches == [list(plan)] and order == list(plan)
     # while generic/108 ran, the tests before it were already in the JUnit
     assert guest.seen_while_running == [[], ["generic/002"], ["generic/002", "generic/003"]]
-    assert by["generic/002"].status == Status.FAIL and "-deliberately wrong" in by["generic/002"].detail
+    assert by["generic/002"].status == Status.FAIL and "+Silence is goodness" in by["generic/002"].detail
     assert by["generic/003"].status == Status.FAIL  # passed, but a hung task in its kernel log
     assert by["generic/003"].message.startswith("kernel splat: INFO: task xfs_io:4021 blocked")
     assert by["generic/108"].status == Status.SKIP and "scsi_debug" in by["generic/108"].message
     assert "./check -R xunit generic/003" in by["generic/003"].reproduce
-    checks = [c for c in guest.commands if "./check -R xunit" in c]
+    checks = [c for c in guest.commands if "./check generic/" in c]
     total = CHECK_OVERHEAD + 3 * (60 + CHECK_OVERHEAD)
-    assert len(checks) == 1 and f"timeout -k 30 {total:.0f} ./check" in checks[0]
+    assert len(checks) == 1 and f"timeout -k 30 {total:.0f} ./check generic/002 generic/003" in checks[0]
+    assert by["generic/002"].message.startswith("output mismatch (see ")
+    assert "+++ generic/002.out.bad" in by["generic/002"].detail  # against the tree's golden output
+    assert by["generic/003"].seconds == 24  # check's own time, from its line
     # our kernel log of each test came from its slice of the batch
     assert sum("run fstests generic/003 at" in c for c in guest.commands) == 1
     out = tmp_path / "out"
     assert (out / "generic" / "002.out.bad").is_file() and (out / "generic" / "108.notrun").is_file()
-    again = {o.name: o.status for o in xt.parse_results(out)}
+    assert not (out / "result.xml").exists()
+
+
+def test_with_looping_failures_the_results_come_from_check_s_xunit_report(tmp_path):
+    plan = {"generic/002": "ok", "generic/003": "ok", "generic/108": "ok"}
+    guest, by, order = _run(tmp_path, plan, loop=1)
+    checks = [c for c in guest.commands if "./check -R xunit -L 1 generic/002" in c]
+    assert len(checks) == 1 and order == list(plan)
+    assert by["generic/002"].status == Status.FAIL and by["generic/003"].status == Status.PASS
+    assert by["generic/108"].status == Status.SKIP and "scsi_debug" in by["generic/108"].message
+    again = {o.name: o.status for o in xt.parse_results(tmp_path / "out")}
     assert again == {"generic/002": "fail", "generic/003": "pass", "generic/108": "notrun"}
 
 
@@ -328,7 +357,7 @@ def test_a_hung_test_errors_and_the_rest_go_on_in_a_new_check(tmp_path):
     assert by["generic/003"].status == Status.PASS and by["generic/108"].status == Status.SKIP
     # the stop, then the recovery (mounts released) came before the next batch
     stop = next(i for i, c in enumerate(guest.commands) if "sysrq-trigger" in c)
-    second = [i for i, c in enumerate(guest.commands) if "./check -R xunit" in c][1]
+    second = [i for i, c in enumerate(guest.commands) if "./check generic/" in c][1]
     assert stop < second and any("/abort" in c for c in guest.commands[stop:second])
 
 
@@ -400,3 +429,34 @@ def test_the_known_failures_of_the_fstype_are_marked(tmp_path):
     guest, by, order = _run(tmp_path / "bad", plan, known=known)
     assert order == ["known-failures"] and by["known-failures"].status == Status.ERROR
     assert "xfs.txt: line 1: expected a test like" in by["known-failures"].message
+
+
+@pytest.mark.parametrize("line, status, seconds, message", [
+    ("13s ...  12s", "pass", 12.0, ""),
+    ("12s", "pass", 12.0, ""),
+    ("[not run] scsi_debug module not found", "notrun", 7.0, "scsi_debug module not found"),
+    ("- output mismatch (see /r/generic/002.out.bad)", "fail", 7.0, "- output mismatch (see /r/generic/002.out.bad)"),
+    ("13s ... [failed, exit status 1]- output mismatch (see /r/generic/002.out.bad)", "fail", 7.0,
+     "[failed, exit status 1]- output mismatch (see /r/generic/002.out.bad)"),
+    ("13s ... _check_dmesg: something found (see /r/generic/002.dmesg)", "fail", 7.0,
+     "_check_dmesg: something found (see /r/generic/002.dmesg)"),
+    ("13s ...", "fail", 7.0, "failed (see check.log and generic/002.full)"),  # a file system check failed
+])
+def test_an_outcome_from_the_line_check_printed(tmp_path, line, status, seconds, message):
+    (tmp_path / "generic").mkdir()
+    if status == "notrun":
+        (tmp_path / "generic" / "002.notrun").write_text("scsi_debug module not found\n")
+    out = xt.results.outcome_from_line(tmp_path, "generic/002", line, 7.0)
+    assert (out.status, out.seconds, out.message) == (status, seconds, message)
+
+
+def test_progress_keeps_each_test_s_line_and_how_long_it_took():
+    clock = Clock()
+    p = xt.CheckProgress(TESTS, clock)
+    for i, piece in enumerate(OUTPUT.split("\n")):
+        clock.now = 1000 + 10 * i
+        p.feed(piece + "\n")
+    assert p.line("generic/002") == "13s ...  12s" and p.line("generic/108").startswith("[not run] ")
+    assert p.line("generic/003").startswith("- output mismatch")  # not the -L aggregate line
+    assert p.took("generic/002", 5000) == 10 and p.took("generic/003", 5000) == 80
+    assert p.took("generic/1234", 1200) == 50  # still running: until now

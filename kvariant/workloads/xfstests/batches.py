@@ -17,7 +17,7 @@ from ...model import StageResult, Status
 from .config import CHECK_OVERHEAD, KILL_GRACE
 from .guest import GuestLayout, _release_steps, batch_argv, single_test_argv
 from .progress import CheckProgress, batch_command, kmsg_slice, next_batch, stop_command
-from .results import outcome_to_stage, parse_results
+from .results import outcome_from_line, outcome_to_stage, parse_results
 
 POLL = 0.5  # s between two looks at check's progress (a host thread; nothing in the guest)
 
@@ -178,7 +178,12 @@ class Batches:
                                          first=test == b.progress.tests[0]))
         except StageError as e:
             b.lost = f"could not fetch results after {test}: {e}"
-        found = next(iter(parse_results(self.outdir, tree=self.cfg.dir, only=test)), None)
+        line = b.progress.line(test)
+        if line is not None and not self.cfg.loop_failures:
+            found = outcome_from_line(self.outdir, test, line, b.progress.took(test, self.clock()),
+                                      self.cfg.dir)
+        else:
+            found = next(iter(parse_results(self.outdir, tree=self.cfg.dir, only=test)), None)
         if found is not None:
             stage = outcome_to_stage(found, self.lay.fstype, self.known.get(test))
         else:

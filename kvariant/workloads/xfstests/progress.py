@@ -31,6 +31,7 @@ class CheckProgress:
     clock: Callable[[], float] = time.monotonic
     begun: float = 0.0  # when the batch was started
     started: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    lines: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> the rest of its line
     output: str = ""  # everything check printed
     _line: str = ""
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
@@ -54,6 +55,13 @@ class CheckProgress:
         name = m.group(1)
         if name in self.tests and name not in (t for t, _ in self.started):
             self.started.append((name, self.clock()))
+        if whole and name in self.tests and name not in self.lines:
+            self.lines[name] = line[len(name):].strip()
+
+    def line(self, test: str) -> str | None:
+        """What check printed after *test*'s name, once the line is whole."""
+        with self._lock:
+            return self.lines.get(test)
 
     def snapshot(self) -> list[tuple[str, float]]:
         with self._lock:
@@ -77,6 +85,16 @@ class CheckProgress:
             return self.tests[0] if now - self.begun > startup else None
         name, since = running
         return name if now - since > per_test else None
+
+    def took(self, test: str, now: float) -> float:
+        """From *test*'s start to the next one's (or *now*)."""
+        started = self.snapshot()
+        names = [t for t, _ in started]
+        if test not in names:
+            return max(0.0, now - self.begun)
+        i = names.index(test)
+        end = started[i + 1][1] if i + 1 < len(started) else now
+        return max(0.0, end - started[i][1])
 
     def not_started(self) -> list[str]:
         seen = {t for t, _ in self.snapshot()}

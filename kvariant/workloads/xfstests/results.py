@@ -204,6 +204,29 @@ def _add_kernel_log(out: TestOutcome, result_dir: Path) -> None:
     out.dmesg = "\n".join(excerpt[:80])
 
 
+_PASSED = re.compile(r"(?:^|\s)(\d+)s$")
+
+
+def outcome_from_line(result_dir: Path, name: str, line: str, seconds: float,
+                      tree: Path | None = None) -> TestOutcome:
+    """One test's outcome from the line ./check printed for it (without
+    ``-R xunit``) and its files: it passed when the line ends with its time
+    (``13s ...  12s``), was not run with ``[not run] ...``, and failed
+    otherwise (``- output mismatch``, ``[failed, exit status 1]``,
+    ``_check_dmesg: something found``, a failed file system check with no
+    time).  *seconds* is the time when the line has none.  Pure."""
+    result_dir = Path(result_dir)
+    passed = _PASSED.search(line)
+    status = "notrun" if "[not run]" in line else "pass" if passed else "fail"
+    out = _fallback_outcome(result_dir, name, status, float(passed.group(1)) if passed else seconds,
+                            tree)
+    said = re.sub(r"^(?:\d+s \.\.\.)?\s*", "", line).strip()
+    if status == "fail" and said:
+        out.message = said
+    _add_kernel_log(out, result_dir)
+    return out
+
+
 def parse_results(result_dir: Path, tree: Path | None = None,
                   only: str | None = None) -> list[TestOutcome]:
     """Outcomes of the tests in an xfstests RESULT_BASE (or a copy of it).
