@@ -126,8 +126,9 @@ class Batches:
                 if b.lost:
                     return
             now = self.clock()
-            if b.stopped is None:
-                test = b.progress.overdue(now, self.per_test + CHECK_OVERHEAD, CHECK_OVERHEAD)
+            if b.stopped is None:  # check's start-up gets what one ./check per test had
+                limit = self.per_test + CHECK_OVERHEAD
+                test = b.progress.overdue(now, limit, limit)
                 if test is not None:
                     self._stop(b, test)
             elif now - b.stopped_at > KILL_GRACE + 60:
@@ -241,7 +242,7 @@ class Batches:
 
     def _deadline_error(self, b: _Batch, test: str) -> StageResult:
         started = dict(b.progress.snapshot())
-        limit = self.per_test + CHECK_OVERHEAD if test in started else CHECK_OVERHEAD
+        limit = self.per_test + CHECK_OVERHEAD
         where = "" if test in started else " (in ./check's start-up, before it)"
         message = f"no result after {self._ran(b, test):.0f} s: past its deadline of {limit:.0f} s{where}"
         if b.lost:
