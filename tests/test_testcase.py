@@ -12,7 +12,7 @@ from kvariant.testcase import STAGES, Kind, TestcaseId
 from kvariant.workloads import fio
 from kvariant.workloads.targets import TARGETS
 from kvariant.workloads.xfstests import outcome_to_stage, parse_results
-from kvariant.workloads.xfstests.run import _error
+from kvariant.workloads.xfstests.batches import test_error as _error
 
 FIXTURES = PROJECT / "tests" / "fixtures"
 

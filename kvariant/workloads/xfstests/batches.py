@@ -14,6 +14,7 @@ from typing import Callable
 
 from ...errors import KernelReport, StageError
 from ...model import StageResult, Status
+from ...testcase import TestcaseId
 from .config import CHECK_OVERHEAD, KILL_GRACE
 from .guest import GuestLayout, _release_steps, batch_argv, single_test_argv
 from .progress import CheckProgress, batch_command, kmsg_slice, next_batch, stop_command
@@ -30,9 +31,9 @@ def check_command(lay: GuestLayout, argv: list[str], deadline: float | None = No
 
 def test_error(fstype: str, what: str, message: str, detail: str = "", reproduce: str = "",
                status: Status = Status.ERROR, seconds: float = 0.0) -> StageResult:
-    return StageResult(name=f"xfstests/{fstype}/{what}", status=status, seconds=seconds,
-                       message=message, detail=detail, reproduce=reproduce,
-                       suite=f"xfstests.{fstype}")
+    tid = TestcaseId.xfstests(fstype, what)
+    return StageResult(name=str(tid), status=status, seconds=seconds,
+                       message=message, detail=detail, reproduce=reproduce, suite=tid.suite)
 
 
 class _Call:

@@ -14,6 +14,7 @@ from ...config import XfstestsConfig
 from ...config.known import list_name, read_known_failures
 from ...errors import ConfigError, StageError
 from ...model import StageResult, Status
+from ...testcase import TestcaseId
 from .batches import Batches, check_command, test_error
 from .guest import GuestLayout, guest_layout, guest_setup_script, guest_teardown_script, list_argv, parse_test_list
 
@@ -101,7 +102,7 @@ class InOrder:
         self.handed: set[str] = set()
 
     def _known(self, test: str) -> StageResult | None:
-        return self.done.get(f"xfstests/{self.fstype}/{test}")
+        return self.done.get(str(TestcaseId.xfstests(self.fstype, test)))
 
     def to_run(self) -> list[str]:
         return [t for t in self.tests if self._known(t) is None]
