@@ -156,6 +156,19 @@ def _open_log(path: str | os.PathLike, head: str):
     return f
 
 
+def _pump(proc: subprocess.Popen, tail: collections.deque, logf, on_line) -> None:
+    """A command's output, line by line, into its tail, its log file and
+    *on_line*."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        tail.append(line)
+        if logf:
+            logf.write(line + "\n")
+        if on_line:
+            on_line(line)
+
+
 def run(
     argv: Sequence[str | os.PathLike],
     *,
@@ -187,18 +200,7 @@ def run(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            tail.append(line)
-            if logf:
-                logf.write(line + "\n")
-            if on_line:
-                on_line(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
+    reader = threading.Thread(target=_pump, args=(proc, tail, logf, on_line), daemon=True)
     reader.start()
     timed_out = False
     try:

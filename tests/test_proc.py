@@ -97,3 +97,9 @@ def test_run_kills_what_passes_its_deadline(tmp_path):
     r = proc.run(["sh", "-c", "sleep 100 & sleep 100"], cwd=tmp_path, timeout=1, log=log)
     assert r.timed_out and r.returncode is None and r.duration < 15
     assert log.read_text().endswith("kvariant: killed after 1 s\n")
+
+
+def test_run_hands_each_line_to_on_line(tmp_path):
+    seen = []
+    r = proc.run(["printf", "a\\nb\\n"], cwd=tmp_path, timeout=30, on_line=seen.append)
+    assert r.ok and seen == ["a", "b"]
