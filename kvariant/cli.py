@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import config as config_mod
 from . import rundirs
-from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted
+from .errors import ConfigError, KvariantError, ResultsUnwritable, RunInterrupted, request_interrupt
 from .model import Status
 from .paths import PROJECT, run_dir_clash
 from .rundirs import DEFAULT_CONFIG
@@ -188,6 +188,7 @@ def _on_signal(signum, frame):
     command waiting on one (a long ./check) returns at once."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    request_interrupt()
     from .guest import close_all
     close_all()
     raise RunInterrupted()

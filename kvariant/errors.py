@@ -31,6 +31,23 @@ class RunInterrupted(BaseException):
     goes on waiting."""
 
 
+_interrupt_requested = False
+
+
+def request_interrupt() -> None:
+    """The signal handler's mark: raised again at the next checkpoint
+    (check_interrupt) even if the exception it raised at once was lost in
+    a library's broad except while later signals are ignored."""
+    global _interrupt_requested
+    _interrupt_requested = True
+
+
+def check_interrupt() -> None:
+    """A checkpoint: RunInterrupted once an interrupt was requested."""
+    if _interrupt_requested:
+        raise RunInterrupted()
+
+
 class InfraError(KvariantError):
     """Something the host lacks or cannot do (qemu missing, disk full...)."""
 

@@ -23,7 +23,7 @@ import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
-from .errors import GuestGone, KernelReport, StageError
+from .errors import GuestGone, KernelReport, StageError, check_interrupt
 from .proc import Result
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ class Guest:
         abandon() was called, KernelReport.  *stream* sees the command's
         stdout as it arrives (from another thread)."""
         timeout = timeout or self.default_timeout
+        check_interrupt()  # a checkpoint: no new command once the run was interrupted
         start = time.monotonic()
         try:
             r = self._wait(command, timeout, stream)
@@ -205,6 +206,7 @@ class Guest:
             pass
 
     def get(self, remote: str, local: Path, missing_ok: bool = False) -> bool:
+        check_interrupt()
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn.get(remote, str(local))

@@ -60,3 +60,25 @@ def test_abandon_ends_the_command_under_way(guest):
     with pytest.raises(KernelReport):  # and every command after it, without waiting
         guest.run("true")
     assert time.monotonic() - start < 1
+
+
+def test_no_guest_command_starts_once_the_run_was_interrupted(monkeypatch):
+    """The signal handler's mark is a checkpoint: even if the exception it
+    raised was lost inside a library, the next guest command raises it
+    again, before touching the connection."""
+    from kvariant import errors
+    from kvariant.guest import Guest
+
+    class NoConnection:
+        def __getattr__(self, name):
+            raise AssertionError(f"the connection was used: {name}")
+
+    g = Guest.__new__(Guest)
+    g.conn, g.default_timeout, g.abandoned = NoConnection(), 10, ""
+    monkeypatch.setattr(errors, "_interrupt_requested", False)
+    errors.check_interrupt()  # nothing requested: nothing raised
+    errors.request_interrupt()
+    with pytest.raises(errors.RunInterrupted):
+        g.run("true")
+    with pytest.raises(errors.RunInterrupted):
+        g.get("/tmp/x", __import__("pathlib").Path("/tmp/kvariant-never"))

@@ -13,7 +13,7 @@ from ..model import VariantResult
 from ..summary import RunSummary
 from ..tree import Mirror
 from ..ui import UI
-from ..errors import RunInterrupted
+from ..errors import RunInterrupted, check_interrupt
 from .boot import Accel
 from .recorder import Recorder
 from .stages import STAGES, Stage, Workload
@@ -50,6 +50,7 @@ class Run:
         self.save()
         try:
             for variant in self.config.variants:
+                check_interrupt()
                 prev = before.get(variant.name)
                 if prev is not None and prev.info.complete:
                     self.results.append(prev)  # finished before the interrupt: kept as it was

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Variant
-from ..errors import BootFailed, GuestGone, RunInterrupted, StageError
+from ..errors import BootFailed, GuestGone, RunInterrupted, StageError, check_interrupt
 from ..model import StageResult, Status, VariantResult
 from ..splats import Splat, find_splats, splat_excerpt
 from ..vm import VM, ConsoleWatch, console_tail
@@ -149,6 +149,7 @@ class VariantRun:
         runs, its console is watched from the stage's start: a report that
         ends a stage (splats.fatal) abandons the guest's command at once.
         Only an interrupt leaves the block as an exception."""
+        check_interrupt()  # a checkpoint before each testcase
         self.run.ui.begin(self.variant.name, stage.name)
         start = time.monotonic()
         interrupted = False
@@ -242,13 +243,16 @@ class VariantRun:
         return "\n\n".join(parts)
 
     def teardown(self) -> None:
+        """The guest's dmesg when it can still be had (not after an
+        interrupt), and the VM stopped on every path."""
         if self.vm is None:
             return
-        if self.vm.guest is not None:
-            try:
+        try:
+            if self.vm.guest is not None:
                 self.vm.guest.run("dmesg > /tmp/kvariant-dmesg.txt", timeout=30)
                 self.vm.guest.get("/tmp/kvariant-dmesg.txt", self.dir / "dmesg.txt", missing_ok=True)
-            except StageError:
-                pass
-        self.vm.stop()
+        except (StageError, RunInterrupted):
+            pass
+        finally:
+            self.vm.stop()
 
