@@ -94,11 +94,12 @@ def fio_point(v: "VariantRun", target, name: str, directory: str, numjobs: int) 
     with v.measuring(stage), measuring_alone(stage):
         try:
             before = target.counters(v.vm.guest)
+            ours = hoststate.our_guest(v.vm.name)  # its qemu stays the same over the point
             for rep in range(1, cfg.repeat + 1):
                 start = Sample.take()
                 runs.append(fio.run_point(v.vm.guest, directory, cfg, numjobs, rep,
                                           v.dir / "fio" / target.name, timeout))
-                host.append(HostState.between(start, Sample.take(), ours=hoststate.our_guest(v.vm.name)))
+                host.append(HostState.between(start, Sample.take(), ours=ours))
             counters, why = target.check(before, target.counters(v.vm.guest))
             if why:
                 stage.status, stage.message = Status.FAIL, why
