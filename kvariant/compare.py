@@ -14,9 +14,10 @@ import re
 from pathlib import Path
 
 from . import stats, summary
-from .comparison import (IN_RUN, REFERENCE, SAME_NAME, Comparison, FailedCase, FioPoint,
-                         Pair, Patch, PatchChange, PointDelta, Revised, RunInfo, StatusChange, Variant,
-                         XfstestsDelta)
+from .comparison import (CONTROL_TARGET, IN_RUN, NORMALISED, REFERENCE, SAME_NAME, WELCH,
+                         Comparison, FailedCase, FioPoint, Pair, Patch, PatchChange, PointDelta,
+                         Revised, RunInfo, StatusChange, Variant, XfstestsDelta)
+from .paired import normalised_runs_change
 from .summary import RunSummary, point_runs
 from . import tally
 from .errors import ConfigError
@@ -69,6 +70,7 @@ def _text(value: object) -> str:
 
 def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
     found: dict[tuple[str, str, int], FioPoint] = {}
+    interleaved: set[tuple[str, str, str, int]] = set()  # (label, target, job, numjobs)
     for label, r in labelled:
         for s in r.stages:
             point = s.id.point
@@ -77,6 +79,8 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             key = (s.id.target, *point)
             p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
             p.samples[label] = stats.sample(point_runs(s.figures))
+            if s.figures.get("interleaved") and s.status == Status.PASS:
+                interleaved.add((label, *key))
             p.status[label] = s.status.value
             waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
             if waits:
@@ -87,8 +91,26 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             note = s.figures.get("note")
             if note and note not in p.notes:
                 p.notes.append(str(note))
+    _attach_controls(found, interleaved)
     targets = list(dict.fromkeys(k[0] for k in found))
     return [found[k] for k in sorted(found, key=lambda k: (targets.index(k[0]), k[1], k[2]))]
+
+
+def _attach_controls(found: dict[tuple[str, str, int], FioPoint],
+                     interleaved: set[tuple[str, str, str, int]]) -> None:
+    """Each point of a target other than the control gets, per variant,
+    the control's runs of the same job and numjobs when both were measured
+    in the same interleaved rounds (run i of each beside the other) and
+    passed with as many runs."""
+    for (target, job, numjobs), p in found.items():
+        control = found.get((CONTROL_TARGET, job, numjobs))
+        if target == CONTROL_TARGET or control is None:
+            continue
+        for label, sample in p.samples.items():
+            c = control.samples.get(label)
+            if (c is not None and c.n == sample.n and (label, target, job, numjobs) in interleaved
+                    and (label, CONTROL_TARGET, job, numjobs) in interleaved):
+                p.control_runs[label] = c.runs
 
 
 def _xfstests_of(r: VariantResult) -> dict[str, dict[str, tuple[str, str]]]:
@@ -287,10 +309,22 @@ def _judge(points: list[FioPoint], pairs: list[Pair], threshold: float, force: b
             a, b = p.samples.get(pair.a), p.samples.get(pair.b)
             if a is None or b is None:
                 continue
-            diff = stats.welch(a, b)
+            diff, method = _difference(p, pair.a, pair.b)
             word, why = _setup_verdict(stats.verdict(diff, threshold), force, summary.setup_differences(
                 setup_of[pair.a], setup_of[pair.b]))
-            p.deltas.append(PointDelta(pair.a, pair.b, pair.kind, diff, word, why))
+            p.deltas.append(PointDelta(pair.a, pair.b, pair.kind, diff, word, why, method))
+
+
+def _difference(p: FioPoint, a: str, b: str) -> tuple[stats.Difference, str]:
+    """B against A at point *p*: normalised by the control's runs beside
+    them where both sides have them (paired.normalised_runs_change), else
+    Welch's t on the raw runs."""
+    sa, sb = p.samples[a], p.samples[b]
+    ca, cb = p.control_runs.get(a), p.control_runs.get(b)
+    if ca is None or cb is None:
+        return stats.welch(sa, sb), WELCH
+    c = normalised_runs_change(sa.runs, ca, sb.runs, cb)
+    return stats.difference_of_ratio(sa.mean, c.ratio, c.ci_low, c.ci_high, c.df), NORMALISED
 
 
 def _xfstests_compared(labelled: list[tuple[str, VariantResult]], pairs: list[Pair]

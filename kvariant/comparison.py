@@ -99,6 +99,11 @@ class Pair(_Record):
     kind: str
 
 
+CONTROL_TARGET = "xfs"  # raw XFS (workloads.targets.XfsTarget): FUSE patches do not touch it
+WELCH = "Welch t on runs"
+NORMALISED = "normalised by the control run beside each run"
+
+
 @dataclasses.dataclass
 class PointDelta:
     a: str
@@ -107,17 +112,18 @@ class PointDelta:
     difference: stats.Difference
     verdict: str
     reason: str
+    method: str = WELCH  # how the interval was computed
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "kind": self.kind, **self.difference.to_dict(),
-                "verdict": self.verdict, "reason": self.reason}
+                "verdict": self.verdict, "reason": self.reason, "method": self.method}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PointDelta":
         fields = {f.name for f in dataclasses.fields(stats.Difference)}
         return cls(a=d["a"], b=d["b"], kind=d["kind"],
                    difference=stats.Difference.from_dict({k: d[k] for k in fields}),
-                   verdict=d["verdict"], reason=d["reason"])
+                   verdict=d["verdict"], reason=d["reason"], method=d.get("method", WELCH))
 
 
 @dataclasses.dataclass
@@ -135,6 +141,8 @@ class FioPoint:
     contention: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     # label -> the host while the point measured (hoststate.figures: steal, busy, other guests...)
     host: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # label -> the control's runs, each beside the run of the same index (interleaved rounds)
+    control_runs: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def testcase(self) -> str:
@@ -150,7 +158,8 @@ class FioPoint:
                 "status": dict(self.status), "notes": list(self.notes),
                 "deltas": [d.to_dict() for d in self.deltas],
                 "contention": {k: dict(v) for k, v in self.contention.items()},
-                "host": {k: dict(v) for k, v in self.host.items()}}
+                "host": {k: dict(v) for k, v in self.host.items()},
+                "control_runs": {k: list(v) for k, v in self.control_runs.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FioPoint":
@@ -159,7 +168,8 @@ class FioPoint:
                    status=dict(d["status"]), notes=list(d["notes"]),
                    deltas=[PointDelta.from_dict(x) for x in d["deltas"]],
                    contention={k: dict(v) for k, v in d.get("contention", {}).items()},
-                   host={k: dict(v) for k, v in d.get("host", {}).items()})
+                   host={k: dict(v) for k, v in d.get("host", {}).items()},
+                   control_runs={k: tuple(v) for k, v in d.get("control_runs", {}).items()})
 
 
 @dataclasses.dataclass

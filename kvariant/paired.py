@@ -107,3 +107,29 @@ def normalised_change(a_target: Sequence[float], a_control: Sequence[float],
     c = paired_change(normalise(a_target, a_control), normalise(b_target, b_control), blocks)
     return Change(c.ratio, c.ci_low, c.ci_high, c.df, c.n, c.level,
                   "normalised by the control run, " + c.method)
+
+
+def normalised_runs_change(a_target: Sequence[float], a_control: Sequence[float],
+                           b_target: Sequence[float], b_control: Sequence[float]) -> Change:
+    """The change B / A of a target normalised by its control, when A's and
+    B's runs come from different guests (one after the other): each side's
+    runs are target_i / control_i (the control run beside it in the same
+    guest), and the change is the ratio of the geometric means of the two
+    sides, with Welch's t interval on the log normalised runs
+    (Welch-Satterthwaite degrees of freedom; Fleming & Wallace's log scale
+    for ratios).  What moves the whole guest (its boot, a burst that hits
+    both neighbours) divides out; what moves the control alone is the
+    control's own verdict.  No interval with fewer than 2 runs on a side;
+    a zero-width interval when no run differs."""
+    la = [math.log(x) for x in normalise(a_target, a_control)]
+    lb = [math.log(x) for x in normalise(b_target, b_control)]
+    d = statistics.fmean(lb) - statistics.fmean(la)
+    method = "normalised by the control run beside each run, Welch t on log ratios over runs"
+    n = min(len(la), len(lb))
+    if n < 2:
+        return log_interval(d, 0.0, None, n, "runs", method)
+    va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
+    se2 = va + vb
+    df = (se2 * se2 / (va * va / (len(la) - 1) + vb * vb / (len(lb) - 1)) if se2 > 0
+          else float(len(la) + len(lb) - 2))
+    return log_interval(d, math.sqrt(se2), df, n, "runs", method)

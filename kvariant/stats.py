@@ -116,6 +116,21 @@ def welch(a: Sample, b: Sample) -> Difference:
     return Difference(diff, change, df, hw, lo, hi, pct(lo), pct(hi))
 
 
+def difference_of_ratio(mean_a: float, ratio: float, ci_low: float | None,
+                        ci_high: float | None, df: float | None) -> Difference:
+    """A change found as a ratio B / A with its interval (kvariant.paired),
+    as a :class:`Difference` in A's units: A's mean times (ratio - 1)."""
+    def scaled(r):
+        return None if r is None else mean_a * (r - 1)
+
+    def pct(r):
+        return None if r is None else (r - 1) * 100
+
+    hw = None if ci_low is None or ci_high is None else mean_a * (ci_high - ci_low) / 2
+    return Difference(mean_a * (ratio - 1), pct(ratio), df, hw, scaled(ci_low), scaled(ci_high),
+                      pct(ci_low), pct(ci_high))
+
+
 def verdict(d: Difference, threshold: float = DEFAULT_THRESHOLD) -> tuple[str, str]:
     """(word, reason) for a difference; *threshold* is a fraction (0.05 = 5%).
 

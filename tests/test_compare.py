@@ -334,3 +334,59 @@ def test_the_host_while_measuring_is_in_the_report(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith(f"| {label} |") and "–" in line)
     assert [x.strip() for x in row.strip("|").split("|")] == [label, "4", "0.5–12.5", "60–99.5", "1", "1.2", "3.5"]
     assert all(not p.host for p in compare_runs([load_run(RUN_A)]).points)  # older runs: none
+
+
+def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True):
+    """RUN_A with the given runs per (variant, point), its fio points marked
+    as measured in interleaved rounds."""
+    run = tmp_path / "run"
+    shutil.copytree(RUN_A, run)
+    d = json.loads((run / "summary.json").read_text())
+    for v in d["variants"]:
+        for s in v["stages"]:
+            if (v["name"], s["name"]) in runs:
+                s["figures"]["iops_runs"] = runs[(v["name"], s["name"])]
+            if s["name"].startswith("fio/") and mark:
+                s["figures"]["interleaved"] = True
+    (run / "summary.json").write_text(json.dumps(d))
+    return load_run(run)
+
+
+def test_interleaved_points_are_judged_on_runs_normalised_by_the_control(tmp_path):
+    """A guest whose runs swing together on the target and the control
+    beside it: the raw runs cannot tell, the normalised ones can; the
+    control itself is judged on its raw runs; a run without the mark
+    (measured before rounds existed) keeps Welch on the raw runs."""
+    fp, xfs = "fio/fuse-passthrough/randwrite-4k-nj2", "fio/xfs/randwrite-4k-nj2"
+    runs = {("baseline", fp): [10_000, 20_000, 14_000], ("baseline", xfs): [20_000, 40_000, 28_000],
+            ("parallel-dio", fp): [26_000, 13_000, 19_500], ("parallel-dio", xfs): [40_000, 20_000, 30_000]}
+    c = compare_runs([_interleaved_run(tmp_path, runs)])
+    point = next(p for p in c.points if (p.target, p.numjobs) == ("fuse-passthrough", 2))
+    d = point.delta("baseline", "parallel-dio")
+    assert d.method.startswith("normalised") and d.verdict == "better"
+    assert d.difference.change_pct == pytest.approx(30.0, abs=0.01)  # 0.65 against 0.5 of the control
+    assert point.control_runs["baseline"] == (20_000, 40_000, 28_000)
+    control = next(p for p in c.points if (p.target, p.numjobs) == ("xfs", 2))
+    assert control.delta("baseline", "parallel-dio").method == "Welch t on runs"
+    raw = compare_runs([_interleaved_run(tmp_path / "raw", runs, mark=False)])
+    d = next(p for p in raw.points if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta(
+        "baseline", "parallel-dio")
+    assert d.method == "Welch t on runs" and d.verdict == "inconclusive"
+    again = Comparison.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.points[1].delta("baseline", "parallel-dio").method.startswith("normalised")
+
+
+def test_the_report_says_which_changes_are_normalised(tmp_path):
+    runs = {("baseline", "fio/fuse-passthrough/randwrite-4k-nj2"): [10_000, 20_000, 14_000],
+            ("baseline", "fio/xfs/randwrite-4k-nj2"): [20_000, 40_000, 28_000]}
+    c = compare_runs([_interleaved_run(tmp_path, runs)])
+    write_reports(c, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "measured in interleaved rounds (fuse-passthrough)" in md
+    assert "interleaved rounds" not in _plain_report(tmp_path)
+
+
+def _plain_report(tmp_path) -> str:
+    c = compare_runs([load_run(RUN_A)])
+    write_reports(c, tmp_path / "plain")
+    return (tmp_path / "plain" / "report.md").read_text()

@@ -20,7 +20,7 @@ def test_default_pipeline(tmp_path):
     cfg = config.load(PROJECT / "pipeline.toml")
     text = (PROJECT / "pipeline.toml").read_text()
     text = text.replace('"vmconfigs/', f'"{PROJECT}/vmconfigs/').replace('"patches/', f'"{PROJECT}/patches/')
-    for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"256M"'), ("repeat", "1"),
+    for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"256M"'), ("repeat", "2"),
                        ("numjobs", "[1, 2]")):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
     conf = tmp_path / "pipeline.toml"
@@ -50,6 +50,13 @@ def test_default_pipeline(tmp_path):
         # the data took the passthrough path: the server saw no READ/WRITE
         assert props["randwrite-4k-nj2.server_write_requests"] == "0"
         assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
+        # two rounds, each target's run beside the other's, the order turned in round 2
+        runs = sorted((run_dir / variant / "fio").glob("*/*.json"), key=lambda f: f.stat().st_mtime)
+        assert [f"{f.parent.name}/{f.stem}" for f in runs] == [
+            "fuse-passthrough/randwrite-4k-nj1-r1", "xfs/randwrite-4k-nj1-r1",
+            "fuse-passthrough/randwrite-4k-nj2-r1", "xfs/randwrite-4k-nj2-r1",
+            "xfs/randwrite-4k-nj1-r2", "fuse-passthrough/randwrite-4k-nj1-r2",
+            "xfs/randwrite-4k-nj2-r2", "fuse-passthrough/randwrite-4k-nj2-r2"]
     by_name = {v["name"]: v for v in summary["variants"]}
     assert len(by_name["parallel-dio"]["info"]["patches"]) == 2
     # the patched variant is built incrementally from the baseline's build
@@ -59,7 +66,11 @@ def test_default_pipeline(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "| numjobs | baseline fuse-passthrough | parallel-dio fuse-passthrough | Δ fuse-passthrough |" in report
     assert "data:image/png;base64," in (run_dir / "report.html").read_text()
-    assert json.loads((run_dir / "report.json").read_text())["reference"] == "baseline"
+    report_json = json.loads((run_dir / "report.json").read_text())
+    assert report_json["reference"] == "baseline"
+    methods = {(p["target"], d["method"]) for p in report_json["fio"] for d in p["deltas"]}
+    assert methods == {("fuse-passthrough", "normalised by the control run beside each run"),
+                       ("xfs", "Welch t on runs")}
     assert "kernels: " in proc.stderr
     assert tree_state(cfg.kernel.tree) == before
     assert qemu_pids("kv-e2e-") == []

@@ -53,3 +53,21 @@ def test_null_blk_script():
     assert "modprobe null_blk nr_devices=1 gb=4 bs=4096 memory_backed=1" in script
     assert "echo none > /sys/block/nullb0/queue/scheduler" in script
     assert "mkfs.xfs -f -q /dev/nullb0" in script and script.startswith("set -e")
+
+
+def test_rounds_alternate_the_targets():
+    from kvariant.pipeline.fio_workload import round_order
+    names = ["fuse-passthrough", "xfs"]
+    order = [t for rnd in (1, 2, 3) for t in round_order(names, rnd)]
+    assert order == ["fuse-passthrough", "xfs", "xfs", "fuse-passthrough", "fuse-passthrough", "xfs"]
+    assert names == ["fuse-passthrough", "xfs"]  # not reversed in place
+
+
+def test_witness_counts_add_up_over_runs():
+    from kvariant.pipeline.fio_workload import add_counters
+    one = {"server_write_requests": 0, "passthrough_opens_granted": 2, "fuse_protocol": "7.40",
+           "passthrough_negotiated": True}
+    two = add_counters(add_counters({}, one), {**one, "passthrough_opens_granted": 3,
+                                               "fuse_protocol": "7.41"})
+    assert two == {"server_write_requests": 0, "passthrough_opens_granted": 5,
+                   "fuse_protocol": "7.41", "passthrough_negotiated": True}

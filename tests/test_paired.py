@@ -7,7 +7,8 @@ import pytest
 from scipy import stats as sp
 
 from kvariant import stats
-from kvariant.paired import group_by, log_ratios, normalise, normalised_change, paired_change
+from kvariant.paired import (group_by, log_ratios, normalise, normalised_change,
+                             normalised_runs_change, paired_change)
 from kvariant.twolevel import change_verdict
 
 A = [10000, 12000, 9000, 15000, 11000, 13000]
@@ -74,3 +75,32 @@ def test_normalised_change_by_hand():
     # a burst that hits the target and its control alike cancels out
     burst = normalised_change([100, 50, 100], [200, 100, 200], [110, 55, 110], [200, 100, 200])
     assert burst.ci_high - burst.ci_low == pytest.approx(0, abs=1e-12)
+
+
+def test_normalised_runs_are_scipys_welch_on_log_ratios():
+    """Two guests' runs, each divided by its control neighbour: the same
+    interval as scipy's Welch t test on the log ratios (computed
+    independently: its confidence_interval, exponentiated)."""
+    a_t, a_c = [10_000, 14_000, 9_000, 12_500], [20_000, 26_000, 19_000, 24_000]
+    b_t, b_c = [15_000, 11_000, 17_500], [21_000, 16_000, 24_500]
+    c = normalised_runs_change(a_t, a_c, b_t, b_c)
+    la = np.log(np.array(a_t) / np.array(a_c))
+    lb = np.log(np.array(b_t) / np.array(b_c))
+    res = sp.ttest_ind(lb, la, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert c.ratio == pytest.approx(math.exp(lb.mean() - la.mean()))
+    assert (c.ci_low, c.ci_high) == (pytest.approx(math.exp(ci.low)), pytest.approx(math.exp(ci.high)))
+    assert c.df == pytest.approx(res.df) and c.level == "runs" and c.n == 3
+    assert "normalised" in c.method
+
+
+def test_normalised_runs_cancel_what_moves_the_whole_guest():
+    """A guest twice as fast on both target and control is no change; a
+    target 50% faster beside the same control is +50%, with no interval
+    from one run a side."""
+    same = normalised_runs_change([1, 2, 3], [2, 4, 6], [2, 4, 6], [4, 8, 12])
+    assert same.ratio == pytest.approx(1.0) and same.ci_low == pytest.approx(1.0)
+    one = normalised_runs_change([10], [20], [15], [20])
+    assert one.ratio == pytest.approx(1.5) and one.ci_low is None
+    with pytest.raises(ValueError, match="equal lengths"):
+        normalised_runs_change([1, 2], [1], [1], [1])

@@ -143,14 +143,18 @@ class VariantRun:
 
     # -- one stage ------------------------------------------------------
     @contextlib.contextmanager
-    def measuring(self, stage: StageResult, keep_pass: bool = True):
+    def measuring(self, stage: StageResult, keep_pass: bool = True, record: bool = True,
+                  label: str = ""):
         """Time *stage*, turn what goes wrong in the block into its status,
-        and record it (a passing one only with *keep_pass*).  While a guest
-        runs, its console is watched from the stage's start: a report that
-        ends a stage (splats.fatal) abandons the guest's command at once.
-        Only an interrupt leaves the block as an exception."""
+        and record it (a passing one only with *keep_pass*; with *record*
+        False the caller records it, after more blocks of the same stage:
+        their times add up; *label* says which block on the terminal).
+        While a guest runs, its console is watched from the block's start:
+        a report that ends a stage (splats.fatal) abandons the guest's
+        command at once.  Only an interrupt leaves the block as an
+        exception, and the stage is recorded then."""
         check_interrupt()  # a checkpoint before each testcase
-        self.run.ui.begin(self.variant.name, stage.name)
+        self.run.ui.begin(self.variant.name, f"{stage.name} ({label})" if label else stage.name)
         start = time.monotonic()
         interrupted = False
         # the kernel's messages while the stage runs, once there is a guest
@@ -164,10 +168,10 @@ class VariantRun:
             interrupted = True
         except Exception as e:  # noqa: BLE001 - each kind becomes the stage's status
             self.stage_failed(stage, e)
-        stage.seconds = time.monotonic() - start
+        stage.seconds += time.monotonic() - start
         if mark is not None and not interrupted:
             self.judge_console(stage, mark, watch, start)
-        if keep_pass or stage.status != Status.PASS:
+        if interrupted or (record and (keep_pass or stage.status != Status.PASS)):
             self.record(stage)
         if self.gone and self.vm is not None:
             self.vm.stop()  # a hung, broken or dead guest is of no more use

@@ -25,7 +25,10 @@ def comparison_json(c: Comparison) -> str:
       mean, median, sd, half_width, ci_low, ci_high}}, status {label:
       status}, notes [str], deltas [{a, b, kind, diff, change_pct, df,
       half_width, ci_low, ci_high, ci_low_pct, ci_high_pct, verdict,
-      reason}]}]; IOPS in ops/s, ``*_pct`` in percent of A's mean; values
+      reason, method}], control_runs {label: [IOPS]}}]; method is "Welch
+      t on runs" or, where both sides were measured in interleaved rounds,
+      "normalised by the control run beside each run" (control_runs: the
+      raw-XFS runs, run i beside the target's run i); IOPS in ops/s, ``*_pct`` in percent of A's mean; values
       that do not exist (one run) are null; verdict is one of better, worse,
       no change, not significant, inconclusive, not compared (runs whose
       setups differ, without --force);

@@ -4,7 +4,7 @@ cells, verdict rules, titles, the lists of what changed."""
 from __future__ import annotations
 
 from .. import stats
-from ..comparison import Comparison, FioPoint, PointDelta, fmt_iops
+from ..comparison import CONTROL_TARGET, NORMALISED, Comparison, FioPoint, PointDelta, fmt_iops
 from ..testcase import STAGES
 
 XFSTESTS_TITLES = {"new_failures": "new failures", "fixed": "now pass (fixed)",
@@ -72,7 +72,17 @@ def basis_text(c: Comparison) -> str:
     ref = c.reference
     return (f"Each cell: mean IOPS of {repeats_text(c)} runs ± the half-width of its 95% confidence "
             f"interval (Student t). Δ: change of the mean against {ref}; its 95% CI is Welch's t "
-            f"interval of the difference, in percent of {ref}'s mean.")
+            f"interval of the difference, in percent of {ref}'s mean." + _normalised_text(c))
+
+
+def _normalised_text(c: Comparison) -> str:
+    points = sorted({p.target for p in c.points for d in p.deltas if d.method == NORMALISED})
+    if not points:
+        return ""
+    return (f" Where the runs were measured in interleaved rounds ({', '.join(points)}), Δ and its CI "
+            f"are those of the runs each divided by the {CONTROL_TARGET} run beside it in the same "
+            f"guest: the ratio of the geometric means, Welch's t on the log ratios. What moves a "
+            f"whole guest divides out; the {CONTROL_TARGET} rows show whether the control moved.")
 
 
 def verdict_rules(threshold: float) -> dict[str, str]:
