@@ -18,6 +18,11 @@ on the runs of the two boots, as ``compare`` does) and by the verdict of
 :mod:`kvariant.twolevel` (:func:`~kvariant.twolevel.ratio_of_means` and
 :func:`~kvariant.twolevel.change_verdict`); with one boot a side each run is
 a unit there, so that comparison is the log-scale Welch interval on runs.
+Where both boots measured the point in interleaved rounds beside the
+control (raw XFS), a third verdict is compare's own for such points: each
+run normalised by its control neighbour
+(:func:`~kvariant.paired.normalised_runs_change`), and the components are
+given for the normalised runs too.
 Rates carry their Clopper-Pearson 95% interval; pairs share boots, so the
 interval is optimistic.
 
@@ -42,7 +47,9 @@ from scipy import stats as _sp
 from . import stats
 from .calibration import Rate, rate
 from .errors import ConfigError
-from .model import VariantResult
+from .comparison import CONTROL_TARGET
+from .model import Status, VariantResult
+from .paired import normalise, normalised_runs_change
 from .summary import RunSummary, describe_differences, point_runs
 from .twolevel import (boots_needed, change_verdict, optimal_runs, ratio_of_means,
                        variance_components)
@@ -64,10 +71,16 @@ class Boot:
     runs: tuple[float, ...]
     run_seconds: float | None  # the point's stage seconds / its repeats
     boot_seconds: float | None  # the boot and storage stages
+    # the control's runs beside these (interleaved rounds; compare._attach_controls)
+    control: tuple[float, ...] | None = None
 
     @property
     def label(self) -> str:
         return f"{self.run_id}:{self.variant}"
+
+    def normalised(self) -> "Boot":
+        """This boot with each run divided by the control run beside it."""
+        return dataclasses.replace(self, runs=normalise(self.runs, self.control), control=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +134,8 @@ class PointCalibration:
     pairs: int
     today: Calls
     twolevel: Calls
+    normalised: Calls | None = None  # pairs of boots that both have control runs
+    noise_normalised: tuple[Noise, ...] = ()  # the components of the normalised runs
 
     @property
     def label(self) -> str:
@@ -139,6 +154,7 @@ class Calibration:
     notes: tuple[str, ...]
     setup_differences: tuple[str, ...]
     forced: bool
+    normalised: Calls | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -191,17 +207,26 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
             if f"{run.run_id}:{v.name}" not in kernel_of:
                 continue
             boot_s = _stage_seconds(v, BOOT_STAGES)
-            for s in v.stages:
-                point = s.id.point
-                if point is None or s.figures.get("iops") is None:
-                    continue
+            measured = {(s.id.target, *s.id.point): s for s in v.stages
+                        if s.id.point is not None and s.figures.get("iops") is not None}
+            for key, s in measured.items():
                 xs = tuple(point_runs(s.figures))
-                key = (s.id.target, *point)
                 label = f"{run.run_id}:{v.name}"
                 points.setdefault(key, []).append(Boot(run.run_id, v.name, kernel_of[label], xs,
                                                        s.seconds / len(xs) if s.seconds > 0 else None,
-                                                       boot_s))
+                                                       boot_s, _control(key, s, measured)))
     return points
+
+
+def _control(key: tuple[str, str, int], s, measured: dict) -> tuple[float, ...] | None:
+    """The control's runs beside the point's, as compare takes them: both
+    measured in interleaved rounds, passed, with as many runs."""
+    c = measured.get((CONTROL_TARGET, *key[1:]))
+    if key[0] == CONTROL_TARGET or c is None:
+        return None
+    ok = all(x.figures.get("interleaved") and x.status == Status.PASS for x in (s, c))
+    runs = tuple(point_runs(c.figures))
+    return runs if ok and len(runs) == len(point_runs(s.figures)) else None
 
 
 # -- noise -----------------------------------------------------------------
@@ -279,19 +304,36 @@ def calls(method: str, judged: Sequence[tuple[str, float | None]]) -> Calls | No
                  rate(sum(w in CALLS for w in words), n), statistics.median(widths) if widths else None)
 
 
-TODAY = "Welch on runs (today's compare)"
+TODAY = "Welch on raw runs"
 TWOLEVEL = "ratio of means, twolevel (each run a unit)"
+NORMALISED = "normalised by the control beside each run (compare's, interleaved rounds)"
 
 
 def _point(key: tuple[str, str, int], boots: list[Boot], kernels: Sequence[Kernel], mode: str,
            threshold: float) -> tuple[PointCalibration | None, list, list]:
-    judged = [pair_verdicts(a, b, threshold) for a, b in pairs_of(boots, kernels, mode)]
+    pairs = pairs_of(boots, kernels, mode)
+    judged = [pair_verdicts(a, b, threshold) for a, b in pairs]
     today, two = [j[0] for j in judged], [j[1] for j in judged]
-    ns = tuple(noise(k.label, [b for b in boots if b.kernel == k.label]) for k in kernels
-               if any(b.kernel == k.label for b in boots))
+    norm = [normalised_verdict(a, b, threshold) for a, b in pairs
+            if a.control is not None and b.control is not None]
     if not judged:
-        return None, today, two
-    return PointCalibration(*key, ns, len(judged), calls(TODAY, today), calls(TWOLEVEL, two)), today, two
+        return None, today, two, norm
+    with_control = [b.normalised() for b in boots if b.control is not None]
+    return PointCalibration(*key, _noise_by_kernel(boots, kernels), len(judged), calls(TODAY, today),
+                            calls(TWOLEVEL, two), calls(NORMALISED, norm),
+                            _noise_by_kernel(with_control, kernels)), today, two, norm
+
+
+def _noise_by_kernel(boots: Sequence[Boot], kernels: Sequence[Kernel]) -> tuple[Noise, ...]:
+    return tuple(noise(k.label, [b for b in boots if b.kernel == k.label]) for k in kernels
+                 if any(b.kernel == k.label for b in boots))
+
+
+def normalised_verdict(a: Boot, b: Boot, threshold: float) -> tuple[str, float | None]:
+    """B against A as compare judges points measured in interleaved rounds:
+    each run normalised by its control neighbour (paired.normalised_runs_change)."""
+    c = normalised_runs_change(a.runs, a.control, b.runs, b.control)
+    return change_verdict(c, threshold)[0], c.half_width_pct
 
 
 # -- the whole -------------------------------------------------------------
@@ -339,11 +381,12 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
                      f"{kernels[0].label} ({kernels[0].commit[:12]}); their commits differ, so this "
                      "is a power calibration, not A/A.")
     kernel_of = {label: k.label for k in kernels for label in k.variants}
-    points, today, two = [], [], []
+    points, today, two, norm = [], [], [], []
     for key, boots in boots_of(runs, kernel_of).items():
-        p, t, w = _point(key, boots, kernels, mode, threshold)
+        p, t, w, n = _point(key, boots, kernels, mode, threshold)
         today += t
         two += w
+        norm += n
         if p is not None:
             points.append(p)
     if not points:
@@ -351,108 +394,5 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
     if diffs:
         notes.append("The runs' setups differ; calibrated across them with --force.")
     return Calibration(mode, threshold, tuple(r.run_id for r in runs), tuple(kernels), tuple(points),
-                       calls(TODAY, today), calls(TWOLEVEL, two), tuple(notes), tuple(diffs), bool(diffs))
-
-
-# -- in words --------------------------------------------------------------
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def _rate(r: Rate | None) -> str:
-    if r is None:
-        return "-"
-    return f"{r.k}/{r.n} = {r.rate * 100:.1f}% (95% CI {r.ci_low * 100:.1f}-{r.ci_high * 100:.1f}%)"
-
-
-def _runs_cell(n: Noise) -> str:
-    return "-" if n.optimal_runs is None else str(n.optimal_runs)
-
-
-def _boots_cell(x: int | None, n: Noise) -> str:
-    if n.boot_cv is None:  # one boot, or one run per boot: the components are not known
-        return "-"
-    return "> 200" if x is None else str(x)
-
-
-def noise_rows(c: Calibration) -> list[list[str]]:
-    """One row per kernel and point: the components and what they cost."""
-    rows = []
-    for p in c.points:
-        for n in p.noise:
-            ci = "-" if n.run_cv_ci is None else f"{_pct(n.run_cv_ci[0], 0)}-{_pct(n.run_cv_ci[1], 0)}"
-            rows.append([p.label, n.kernel, str(n.boots), str(n.runs), f"{n.mean / 1000:.1f}K",
-                         _pct(n.run_cv), ci, _pct(n.boot_cv), _pct(n.spread, 0), _runs_cell(n),
-                         _boots_cell(n.boots_needed_now, n), _boots_cell(n.boots_needed_optimal, n)])
-    return rows
-
-
-NOISE_HEAD = ["point", "kernel", "boots", "runs", "mean IOPS", "run CV", "run CV 95%", "boot CV",
-              "(max-min)/median", "K-J runs/boot", "boots for ±15% now", "at K-J runs"]
-
-
-def _hw(calls_: Calls) -> str:
-    w = calls_.median_half_width_pct
-    return "-" if w is None else f"±{w:.0f}%"
-
-
-def call_rows(c: Calibration) -> list[list[str]]:
-    """One row per point and method: the false calls (A/A; then all points
-    together), or the rates of 'better' and of 'worse' (power)."""
-    rows = []
-    for p in c.points:
-        for calls_ in (p.today, p.twolevel):
-            shown = [calls_.called] if c.mode == AA else [calls_.better, calls_.worse]
-            rows.append([p.label, calls_.method, str(p.pairs), *map(_rate, shown), _hw(calls_)])
-    if c.mode == AA:
-        rows += [["all points", x.method, str(x.called.n), _rate(x.called), _hw(x)]
-                 for x in (c.today, c.twolevel) if x is not None]
-    return rows
-
-
-def call_head(c: Calibration) -> list[str]:
-    shown = ["better or worse (false)"] if c.mode == AA else ["better", "worse"]
-    return ["point", "verdict", "pairs", *shown, "median half-width"]
-
-
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def markdown(c: Calibration) -> str:
-    """calibrate.md: what was calibrated, the noise table, the calls table."""
-    what = ("A/A: the same kernel as several variants; every better/worse call is false"
-            if c.mode == AA else f"power: {c.kernels[1].label} against {c.kernels[0].label}")
-    lines = [f"# Calibration ({what})", "",
-             f"Runs: {', '.join(c.run_ids)}. Threshold ±{c.threshold * 100:g}%. Each variant's guest "
-             "is a boot, its repeats the runs. Kernels: "
-             + "; ".join(f"{k.label} = {k.commit[:12] or 'no commit'} ({len(k.variants)} boots)"
-                         for k in c.kernels) + ".", ""]
-    notes = [f"- {n}" for n in (*c.setup_differences, *c.notes)]
-    lines += [*notes, ""] if notes else []
-    lines += ["## Variance components", "", *_table(NOISE_HEAD, noise_rows(c)), "",
-              "Run CV: within a guest (its 95% interval by chi-square); boot CV: between guests "
-              "(ANOVA, clamped at 0). K-J runs/boot: Kalibera & Jones' optimal runs per boot for "
-              "the measured costs of a boot (boot and storage stages) and of a run; boots for "
-              f"±{HALF_WIDTH * 100:g}%: boots per variant for a change's 95% interval of that "
-              "half-width, at the runs per boot measured and at K-J's.", "",
-              "## Verdicts over pairs of boots", "", *_table(call_head(c), call_rows(c)), "",
-              ("Every pair of boots, within a run and across runs" if c.mode == AA else
-               "Every pair of an A boot and a B boot, within a run and across runs")
-              + ", judged by both verdicts; 95% intervals are Clopper-Pearson (pairs share boots, "
-              "so they are optimistic)."]
-    return "\n".join(lines) + "\n"
-
-
-def summary_lines(c: Calibration) -> list[str]:
-    """The short table printed by ``calibrate``."""
-    out = [f"{c.mode} over {len(c.run_ids)} run(s), threshold ±{c.threshold * 100:g}%"]
-    out += [f"note: {n}" for n in (*c.setup_differences, *c.notes)]
-    out += [f"{r[0]:<24} {r[1]:<14} run CV {r[5]:>6}  boot CV {r[7]:>6}  K-J runs/boot {r[9]:>3}  "
-            f"boots for ±15% {r[10]}" for r in noise_rows(c)]
-    words = ["called"] if c.mode == AA else ["better", "worse"]
-    out += [f"{r[0]:<24} {r[1]:<44} " + "  ".join(f"{w} {x}" for w, x in zip(words, r[3:-1]))
-            + f"  half-width {r[-1]}" for r in call_rows(c)]
-    return out
+                       calls(TODAY, today), calls(TWOLEVEL, two), tuple(notes), tuple(diffs), bool(diffs),
+                       calls(NORMALISED, norm))

@@ -308,7 +308,8 @@ def cmd_calibrate(args) -> int:
     where they went and the short table."""
     import json
 
-    from .calibrate import calibrate, markdown, summary_lines
+    from .calibrate import calibrate
+    from .render.calibration import markdown, summary_lines
     from .compare import load_run, resolve_run_dir
     from .files import write_atomic, writing
 

@@ -15,6 +15,7 @@ from scipy import stats as sp
 
 from conftest import PROJECT
 from kvariant import calibrate as cal
+from kvariant.render import calibration as calwords
 from kvariant.errors import ConfigError
 from kvariant.model import StageResult, Status, VariantInfo, VariantResult
 from kvariant.summary import RunSummary
@@ -157,7 +158,7 @@ def test_power_counts_better_per_point(tmp_path):
     assert x.today.better.k == x.today.worse.k == 0
     assert len(f.noise) == 2 and {n.kernel for n in f.noise} == {"baseline", "parallel-dio"}
     assert "power calibration" in " ".join(c.notes)
-    assert "## Variance components" in cal.markdown(c) and "| better | worse |" in cal.markdown(c)
+    assert "## Variance components" in calwords.markdown(c) and "| better | worse |" in calwords.markdown(c)
 
 
 def test_a_variant_without_a_commit_is_named_and_three_kernels_are_refused(tmp_path):
@@ -284,3 +285,31 @@ def test_a_variant_that_measured_nothing_is_left_out_and_said(tmp_path, aa_runs)
     assert c.mode == cal.AA and c.kernels[0].variants[-1] == "r3:a"
     assert "r3:c measured no fio point (fail): left out" in c.notes
     assert c.points[0].pairs == 10  # five guests
+
+
+def test_interleaved_boots_are_also_judged_normalised(tmp_path):
+    """A/A with a fast guest (r2, b): on raw runs a false call, on runs
+    normalised by the control beside them (fast on both) none; the
+    normalised components are those of target / control, computed here."""
+    ctrl = POINT.replace("fuse-passthrough", "xfs")
+    dirs = []
+    for run in ("r1", "r2"):
+        vs = []
+        for v in ("a", "b"):
+            t = BOOTS[run, v]
+            c = [2 * x * (1 + 0.01 * i) for i, x in enumerate(t)]  # the control, beside each run
+            var = variant(v, A_COMMIT, {POINT: t, ctrl: c})
+            for s in var.stages:
+                if s.name.startswith("fio/"):
+                    s.figures["interleaved"] = True
+            vs.append(var)
+        dirs.append(write_run(tmp_path, run, vs))
+    c = cal.calibrate(load(*dirs))
+    p = next(x for x in c.points if x.target == "fuse-passthrough")
+    assert p.today.called.k >= 1 and p.normalised.called.k == 0 and p.normalised.called.n == 6
+    assert next(x for x in c.points if x.target == "xfs").normalised is None  # the control itself
+    ratios = [[x / (2 * x * (1 + 0.01 * i)) for i, x in enumerate(BOOTS[k])] for k in BOOTS]
+    within = np.mean([np.var(r, ddof=1) for r in ratios])
+    assert p.noise_normalised[0].run_cv == pytest.approx(math.sqrt(within) / np.mean(ratios))
+    assert any(r[1] == "a, normalised" for r in calwords.noise_rows(c))
+    assert c.normalised.called.n == 6
