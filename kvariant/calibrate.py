@@ -362,6 +362,19 @@ def check_runs(runs: Sequence[RunSummary], threshold: float, force: bool) -> lis
     return diffs
 
 
+def only_variants(runs: Sequence[RunSummary], names: Sequence[str] | None) -> list[RunSummary]:
+    """*runs* with only the variants *names* (all of them when None); a
+    ConfigError names one that no run has."""
+    if not names:
+        return list(runs)
+    missing = [n for n in names if not any(v.name == n for r in runs for v in r.variants)]
+    if missing:
+        raise ConfigError("--variants", "", f"expected variants of the runs ("
+                          + ", ".join(sorted({v.name for r in runs for v in r.variants}))
+                          + f"), got {', '.join(missing)}")
+    return [dataclasses.replace(r, variants=[v for v in r.variants if v.name in names]) for r in runs]
+
+
 def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRESHOLD,
               force: bool = False) -> Calibration:
     """A/A calibration (one kernel) or power (two kernels) of *runs*; see

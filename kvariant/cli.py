@@ -144,7 +144,10 @@ def _add_calibrate(sub) -> None:
         "calibrate.md and calibrate.json.",
         force="calibrate across runs whose setups differ",
         out="where calibrate.md and calibrate.json go (default: the run's directory; "
-            "for several runs, calibrate-<ids>/ in the last one)")
+            "for several runs, calibrate-<ids>/ in the last one)"
+    ).add_argument("--variants", metavar="NAME,...", type=lambda t: [x for x in t.split(",") if x],
+                   help="only these variants of each run (e.g. the A/A pair of a run that "
+                        "also measured a series)")
 
 
 def _runs_on_disk(sub, name: str, summary: str, description: str, force: str, out: str):
@@ -308,14 +311,14 @@ def cmd_calibrate(args) -> int:
     where they went and the short table."""
     import json
 
-    from .calibrate import calibrate
+    from .calibrate import calibrate, only_variants
     from .render.calibration import markdown, summary_lines
     from .compare import load_run, resolve_run_dir
     from .files import write_atomic, writing
 
     root = (args.results or PROJECT / "results").expanduser()
     dirs = [resolve_run_dir(d, root) for d in args.runs]
-    runs = [load_run(d) for d in dirs]
+    runs = only_variants([load_run(d) for d in dirs], args.variants)
     c = calibrate(runs, threshold=args.threshold, force=args.force)
     out = args.out or (dirs[0] if len(dirs) == 1 else
                        dirs[-1] / ("calibrate-" + "+".join(r.run_id for r in runs[:-1])))

@@ -313,3 +313,35 @@ def test_interleaved_boots_are_also_judged_normalised(tmp_path):
     assert p.noise_normalised[0].run_cv == pytest.approx(math.sqrt(within) / np.mean(ratios))
     assert any(r[1] == "a, normalised" for r in calwords.noise_rows(c))
     assert c.normalised.called.n == 6
+
+
+def test_aa_power_script_calibrates_the_pair_and_the_series(tmp_path):
+    from kvariant import config as config_mod
+    from kvariant.cli import parser
+    path = PROJECT / "benchmarks" / "aa-power.sh"
+    p = subprocess.run([str(path), "-n", "-k", "2", "out"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 0, p.stderr
+    commands = [shlex.split(line[2:]) for line in p.stdout.splitlines() if line.startswith("+ ")]
+    args = [parser().parse_args(c[1:]) for c in commands]
+    assert [a.command for a in args] == ["run", "run", "calibrate", "calibrate"]
+    results = tmp_path / "out"
+    assert args[2].variants == ["a", "b"] and args[2].out == results / "aa"
+    assert args[3].variants is None and args[3].out == results / "power"
+    assert args[2].runs == args[3].runs == [f"{results}/aap-1", f"{results}/aap-2"]
+    cfg = config_mod.load(PROJECT / "benchmarks/aa-power.toml")
+    assert [(v.name, bool(v.patches)) for v in cfg.variants] == [
+        ("a", False), ("b", False), ("parallel-dio", True)]
+    default = config_mod.load(PROJECT / "pipeline.toml")
+    assert dataclasses.replace(cfg.fio, numjobs=default.fio.numjobs) == default.fio
+
+
+def test_cli_variants_picks_the_aa_pair_of_a_power_run(tmp_path):
+    d = write_run(tmp_path, "mixed", [variant("a", A_COMMIT, {POINT: [100, 104, 96]}),
+                                      variant("b", A_COMMIT, {POINT: [101, 99, 103]}),
+                                      variant("p", B_COMMIT, {POINT: [150, 154, 146]})])
+    p = run_cli(d, "--variants", "a,b", "--out", tmp_path / "aa")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "aa" / "calibrate.json").read_text())["mode"] == "A/A"
+    one_line(run_cli(d, "--variants", "a,zz", "--out", tmp_path / "x"), 1,
+             "--variants", "expected variants of the runs (a, b, p), got zz")

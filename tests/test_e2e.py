@@ -51,7 +51,7 @@ def test_default_pipeline(tmp_path):
         assert props["randwrite-4k-nj2.server_write_requests"] == "0"
         assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
         # two rounds, each target's run beside the other's, the order turned in round 2
-        runs = sorted((run_dir / variant / "fio").glob("*/*.json"), key=lambda f: f.stat().st_mtime)
+        runs = sorted((run_dir / variant / "fio").glob("*/randwrite-*.json"), key=lambda f: f.stat().st_mtime)
         assert [f"{f.parent.name}/{f.stem}" for f in runs] == [
             "fuse-passthrough/randwrite-4k-nj1-r1", "xfs/randwrite-4k-nj1-r1",
             "fuse-passthrough/randwrite-4k-nj2-r1", "xfs/randwrite-4k-nj2-r1",

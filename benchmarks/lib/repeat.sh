@@ -63,5 +63,9 @@ main() {
         fi
         runs+=("$results/$PREFIX-$i")
     done
-    show ./pipeline.py calibrate "${runs[@]}" --threshold "$threshold" --out "$results"
+    if declare -F calibrations >/dev/null; then  # the script's own
+        calibrations "$results" "$threshold" "${runs[@]}"
+    else
+        show ./pipeline.py calibrate "${runs[@]}" --threshold "$threshold" --out "$results"
+    fi
 }

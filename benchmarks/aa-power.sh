@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A/A and power from the same runs (benchmarks/aa-power.toml): the default
+# kernel twice (variants a and b: two boots of one kernel) and the
+# parallel-dio series, run K times.  Then `./pipeline.py calibrate` twice:
+# on a and b alone (A/A: every better/worse call is false), into
+# RESULTS-DIR/aa, and on all three (power: parallel-dio against the
+# default kernel, every pair of boots), into RESULTS-DIR/power.  In one run
+# the A/A pair and the series are measured in the same hour, on the same
+# host, by the same method.
+#
+#   benchmarks/aa-power.sh [-k K] [-t FRACTION] [-n] [RESULTS-DIR]  (-h for help)
+set -euo pipefail
+CONFIG=benchmarks/aa-power.toml
+PREFIX=aap
+
+calibrations() {  # RESULTS THRESHOLD RUN...
+    local results=$1 threshold=$2
+    shift 2
+    show ./pipeline.py calibrate "$@" --threshold "$threshold" --variants a,b --out "$results/aa"
+    show ./pipeline.py calibrate "$@" --threshold "$threshold" --out "$results/power"
+}
+
+# shellcheck source=lib/repeat.sh
+source "$(dirname "$0")/lib/repeat.sh"
+main "$@"
