@@ -20,8 +20,10 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from . import proc
+from .buildprogress import BuildProgress, expected_objects, record_full_build
 from .errors import StageError
 from .paths import cache_dir, locked, short_hash
 from .tree import Mirror
@@ -163,9 +165,11 @@ def kernel_release(outdir: Path) -> str:
 
 
 def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Path,
-                 jobs: int | None = None, timeout: float = COLD_BUILD_TIMEOUT) -> BuildResult:
+                 jobs: int | None = None, timeout: float = COLD_BUILD_TIMEOUT,
+                 show: Callable[[str], None] | None = None) -> BuildResult:
     """Build *commit* with *fragments*; reuse an exported kernel when one of
-    the same inputs exists."""
+    the same inputs exists.  *show* gets the build's progress as it goes
+    (buildprogress)."""
     fragments = [Path(f).resolve() for f in fragments]
     key = short_hash(commit, config_key(fragments), toolchain())
     kernel_dir = cache_dir() / "kernels" / key
@@ -191,9 +195,14 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
         src = mirror.checkout(commit, worktree)
         (outdir / ".kvariant-worktree").parent.mkdir(parents=True, exist_ok=True)
         (outdir / ".kvariant-worktree").write_text(f"{src}\n")
+        cold = not (outdir / "vmlinux").exists()
+        progress = BuildProgress(expected_objects(outdir), show)
         configured = configure(src, outdir, fragments, logfile)
         res = proc.run(make_argv(src, outdir, jobs, "bzImage", "modules"), cwd=src,
-                       timeout=timeout, log=logfile)
+                       timeout=timeout, log=logfile, on_line=progress.line)
+        with open(logfile, "a") as f:
+            f.write(f"kvariant: {progress.objects:,} objects compiled in "
+                    f"{time.monotonic() - progress.start:.0f} s\n")
         if not res.ok:
             errors = compiler_errors(Path(logfile).read_text(errors="replace"))
             first = next((line for line in errors.splitlines()
@@ -205,6 +214,8 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
                 detail=(errors + "\n\n--- last lines of make ---\n" if errors else "") + res.tail[-3000:],
                 reproduce=res.cmdline,
             )
+        if cold:
+            record_full_build(outdir, progress.objects)
         release = kernel_release(outdir)
         export_kernel(src, outdir, kernel_dir, jobs, logfile, release)
     return BuildResult(kernel_dir, outdir, release, time.monotonic() - start, configured=configured)

@@ -158,15 +158,17 @@ def _open_log(path: str | os.PathLike, head: str):
 
 def _pump(proc: subprocess.Popen, tail: collections.deque, logf, on_line) -> None:
     """A command's output, line by line, into its tail, its log file and
-    *on_line*."""
+    *on_line* (a line it returns goes into the log file after the one it
+    was given: a note of ours, e.g. a build's progress)."""
     assert proc.stdout is not None
     for raw in proc.stdout:
         line = raw.decode("utf-8", "replace").rstrip("\n")
         tail.append(line)
         if logf:
             logf.write(line + "\n")
-        if on_line:
-            on_line(line)
+        note = on_line(line) if on_line else None
+        if note and logf:
+            logf.write(note + "\n")
 
 
 def run(
@@ -176,7 +178,7 @@ def run(
     timeout: float,
     env: Mapping[str, str] | None = None,
     log: str | os.PathLike | None = None,
-    on_line: Callable[[str], None] | None = None,
+    on_line: Callable[[str], str | None] | None = None,
     tail_lines: int = DEFAULT_TAIL,
 ) -> Result:
     """Run *argv* to completion or until *timeout* seconds have passed.

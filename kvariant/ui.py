@@ -71,6 +71,11 @@ class UI:
         self._status = self.console.status(f"{variant}: {stage} ...")
         self._status.start()
 
+    def update(self, variant: str, stage: str, text: str) -> None:
+        """The running stage's line, with *text* (a build's progress)."""
+        if self.live and self._status is not None:
+            self._status.update(f"{variant}: {stage}: {text} ...")
+
     def _stop(self) -> None:
         if self._status is not None:
             self._status.stop()

@@ -43,3 +43,44 @@ def test_compiler_errors_are_picked_out():
     assert "error: implicit declaration of function 'inode_lok'" in out
     assert "inode_lok(inode);" in out and "Error 1" in out
     assert "xfs_aops" not in out
+
+
+KBUILD = """  SYNC    include/config/auto.conf
+  CC      scripts/mod/empty.o
+  HOSTCC  scripts/mod/mk_elfconfig
+  CC [M]  fs/fuse/file.o
+  AS      arch/x86/entry/entry_64.o
+  LD [M]  fs/fuse/fuse.ko
+  AR      fs/fuse/built-in.a
+  CC      fs/fuse/passthrough.o
+""".splitlines()
+
+
+def test_build_progress_counts_compiled_objects_against_the_last_full_build():
+    from kvariant.buildprogress import BuildProgress
+    now = [0.0]
+    shown = []
+    p = BuildProgress(40, shown.append, clock=lambda: now[0])
+    notes = []
+    for line in KBUILD * 10:
+        now[0] += 0.5
+        notes.append(p.line(line))
+    assert p.objects == 40  # CC, CC [M] and AS lines; not HOSTCC, LD, AR
+    logged = [n for n in notes if n]
+    assert len(logged) == 10 and logged[0] == "kvariant: 4 of ~40 objects (10%), 4 s"
+    assert logged[-1] == "kvariant: 40 of ~40 objects (99%), 40 s"
+    assert shown[0].startswith("1 of ~40 objects") and len(shown) <= 40
+    assert BuildProgress(None, clock=lambda: 75.0).text() == "0 objects compiled, 0 s"
+
+
+def test_the_estimate_is_the_last_full_build_of_the_tree(tmp_path):
+    from kvariant.buildprogress import expected_objects, record_full_build
+    cold = tmp_path / "tree" / "cfg1"
+    cold.mkdir(parents=True)
+    assert expected_objects(cold) is None
+    record_full_build(cold, 2874)
+    other = tmp_path / "tree" / "cfg2"
+    other.mkdir()
+    assert expected_objects(other) == 2874
+    (other / "vmlinux").write_text("")
+    assert expected_objects(other) is None  # incremental: no estimate

@@ -88,7 +88,7 @@ def test_a_patch_that_breaks_the_build_mid_series_is_named(tmp_path, small_tree,
     stages.apply(vr)
     built = []
 
-    def build(mirror, commit, fragments, log, jobs=None, timeout=0):
+    def build(mirror, commit, fragments, log, jobs=None, timeout=0, show=None):
         built.append(commit)
         if len(built) == 1:
             raise StageError("build failed: fs/fuse/file.c:10:1: error: expected ';'")

@@ -84,7 +84,8 @@ def check_series(v: "VariantRun") -> None:
         with v.measuring(stage):
             try:
                 res = build_kernel(v.run.mirror, p["commit"], fragments(v), v.dir / f"build-patch{i:02d}.log",
-                                   jobs=v.config.kernel.jobs or None, timeout=v.config.timeouts.build)
+                                   jobs=v.config.kernel.jobs or None, timeout=v.config.timeouts.build,
+                                   show=lambda text, n=name: v.run.ui.update(v.variant.name, n, text))
             except StageError as e:
                 e.message = f"patch {i}/{len(patches)} breaks the build: {p['subject']}: {e.message}"
                 raise
@@ -95,7 +96,8 @@ def check_series(v: "VariantRun") -> None:
 
 def build(v: "VariantRun") -> str:
     res = build_kernel(v.run.mirror, v.commit, fragments(v), v.dir / "build.log",
-                       jobs=v.config.kernel.jobs or None, timeout=v.config.timeouts.build)
+                       jobs=v.config.kernel.jobs or None, timeout=v.config.timeouts.build,
+                       show=lambda text: v.run.ui.update(v.variant.name, "build", text))
     v.kernel_image = res.kernel_dir / "bzImage"
     v.result.info.build = BuildInfo(kernel_release=res.release, kernel_dir=str(res.kernel_dir),
                                     build_dir=str(res.build_dir), build_seconds=round(res.seconds, 1),
