@@ -212,10 +212,25 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
             for key, s in measured.items():
                 xs = tuple(point_runs(s.figures))
                 label = f"{run.run_id}:{v.name}"
-                points.setdefault(key, []).append(Boot(run.run_id, v.name, kernel_of[label], xs,
-                                                       s.seconds / len(xs) if s.seconds > 0 else None,
-                                                       boot_s, _control(key, s, measured)))
+                boot = Boot(run.run_id, v.name, kernel_of[label], xs,
+                            s.seconds / len(xs) if s.seconds > 0 else None, boot_s,
+                            _control(key, s, measured))
+                points.setdefault(key, []).extend(_guests(boot, s.figures.get("iops_boots")))
     return points
+
+
+def _guests(boot: Boot, guests) -> list[Boot]:
+    """A variant's runs at a point, one Boot per guest that measured them
+    ([fio] boots > 1: figure ``iops_boots``, the guest of each run)."""
+    if not isinstance(guests, list) or len(guests) != len(boot.runs) or len(set(guests)) < 2:
+        return [boot]
+    out = []
+    for g in dict.fromkeys(guests):
+        keep = [i for i, x in enumerate(guests) if x == g]
+        out.append(dataclasses.replace(
+            boot, variant=f"{boot.variant}#{int(g)}", runs=tuple(boot.runs[i] for i in keep),
+            control=None if boot.control is None else tuple(boot.control[i] for i in keep)))
+    return out
 
 
 def _control(key: tuple[str, str, int], s, measured: dict) -> tuple[float, ...] | None:

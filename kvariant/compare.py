@@ -14,10 +14,12 @@ import re
 from pathlib import Path
 
 from . import stats, summary
-from .comparison import (CONTROL_TARGET, IN_RUN, NORMALISED, REFERENCE, SAME_NAME, WELCH,
+from .comparison import (BOOTS, CONTROL_TARGET, IN_RUN, NORMALISED, NORMALISED_BOOTS, REFERENCE,
+                         SAME_NAME, WELCH,
                          Comparison, FailedCase, FioPoint, Pair, Patch, PatchChange, PointDelta,
                          Revised, RunInfo, StatusChange, Variant, XfstestsDelta)
-from .paired import normalised_runs_change
+from .paired import group_by, normalised_boots_change, normalised_runs_change
+from .twolevel import ratio_of_means
 from .summary import RunSummary, point_runs
 from . import tally
 from .errors import ConfigError
@@ -81,6 +83,9 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             p.samples[label] = stats.sample(point_runs(s.figures))
             if s.figures.get("interleaved") and s.status == Status.PASS:
                 interleaved.add((label, *key))
+            guests = s.figures.get("iops_boots")
+            if isinstance(guests, list) and len(guests) == p.samples[label].n and len(set(guests)) > 1:
+                p.boots[label] = tuple(int(g) for g in guests)
             p.status[label] = s.status.value
             waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
             if waits:
@@ -321,10 +326,17 @@ def _difference(p: FioPoint, a: str, b: str) -> tuple[stats.Difference, str]:
     Welch's t on the raw runs."""
     sa, sb = p.samples[a], p.samples[b]
     ca, cb = p.control_runs.get(a), p.control_runs.get(b)
-    if ca is None or cb is None:
+    ga, gb = p.boots.get(a), p.boots.get(b)
+    if ca is not None and cb is not None and ga and gb:
+        c, method = normalised_boots_change(sa.runs, ca, ga, sb.runs, cb, gb), NORMALISED_BOOTS
+    elif ca is not None and cb is not None:
+        c, method = normalised_runs_change(sa.runs, ca, sb.runs, cb), NORMALISED
+    elif ga and gb:
+        c = ratio_of_means(group_by(sa.runs, ga), group_by(sb.runs, gb))
+        method = BOOTS
+    else:
         return stats.welch(sa, sb), WELCH
-    c = normalised_runs_change(sa.runs, ca, sb.runs, cb)
-    return stats.difference_of_ratio(sa.mean, c.ratio, c.ci_low, c.ci_high, c.df), NORMALISED
+    return stats.difference_of_ratio(sa.mean, c.ratio, c.ci_low, c.ci_high, c.df), method
 
 
 def _xfstests_compared(labelled: list[tuple[str, VariantResult]], pairs: list[Pair]

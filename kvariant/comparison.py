@@ -102,6 +102,8 @@ class Pair(_Record):
 CONTROL_TARGET = "xfs"  # raw XFS (workloads.targets.XfsTarget): FUSE patches do not touch it
 WELCH = "Welch t on runs"
 NORMALISED = "normalised by the control run beside each run"
+NORMALISED_BOOTS = "normalised by the control run beside each run, guests as the units"
+BOOTS = "ratio of the guests' means, guests as the units"
 
 
 @dataclasses.dataclass
@@ -143,6 +145,8 @@ class FioPoint:
     host: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     # label -> the control's runs, each beside the run of the same index (interleaved rounds)
     control_runs: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    # label -> the guest of each run (1, 2, ...), when a variant measured in several ([fio] boots)
+    boots: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def testcase(self) -> str:
@@ -159,7 +163,8 @@ class FioPoint:
                 "deltas": [d.to_dict() for d in self.deltas],
                 "contention": {k: dict(v) for k, v in self.contention.items()},
                 "host": {k: dict(v) for k, v in self.host.items()},
-                "control_runs": {k: list(v) for k, v in self.control_runs.items()}}
+                "control_runs": {k: list(v) for k, v in self.control_runs.items()},
+                "boots": {k: list(v) for k, v in self.boots.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FioPoint":
@@ -169,7 +174,8 @@ class FioPoint:
                    deltas=[PointDelta.from_dict(x) for x in d["deltas"]],
                    contention={k: dict(v) for k, v in d.get("contention", {}).items()},
                    host={k: dict(v) for k, v in d.get("host", {}).items()},
-                   control_runs={k: tuple(v) for k, v in d.get("control_runs", {}).items()})
+                   control_runs={k: tuple(v) for k, v in d.get("control_runs", {}).items()},
+                   boots={k: tuple(v) for k, v in d.get("boots", {}).items()})
 
 
 @dataclasses.dataclass

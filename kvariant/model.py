@@ -9,7 +9,7 @@ from typing import Any
 
 from .testcase import TestcaseId
 
-REPEATS = ("iops_runs", "host_steal_pct_runs", "host_busy_pct_runs")  # figures that are lists of numbers, on disk "25240,15800,21382"
+REPEATS = ("iops_runs", "iops_boots", "host_steal_pct_runs", "host_busy_pct_runs")  # figures that are lists of numbers, on disk "25240,15800,21382"
 
 
 class Status(str, enum.Enum):

@@ -133,3 +133,31 @@ def normalised_runs_change(a_target: Sequence[float], a_control: Sequence[float]
     df = (se2 * se2 / (va * va / (len(la) - 1) + vb * vb / (len(lb) - 1)) if se2 > 0
           else float(len(la) + len(lb) - 2))
     return log_interval(d, math.sqrt(se2), df, n, "runs", method)
+
+
+def normalised_boots_change(a_target: Sequence[float], a_control: Sequence[float],
+                            a_boots: Sequence[Hashable],
+                            b_target: Sequence[float], b_control: Sequence[float],
+                            b_boots: Sequence[Hashable]) -> Change:
+    """As :func:`normalised_runs_change` when each side measured in several
+    guests (*a_boots*, *b_boots*: the guest of each run): each guest's
+    figure is the mean of its log normalised runs, and the interval is
+    Welch's t on those guest figures, the level that varies (Kalibera &
+    Jones, ISMM 2013): a guest whose target alone runs fast or slow is
+    then in the interval.  No interval with fewer than 2 guests a side."""
+    def guests(target, control, boots) -> list[float]:
+        logs = [math.log(x) for x in normalise(target, control)]
+        return [statistics.fmean(g) for g in group_by(logs, boots)]
+
+    ga, gb = guests(a_target, a_control, a_boots), guests(b_target, b_control, b_boots)
+    d = statistics.fmean(gb) - statistics.fmean(ga)
+    method = ("normalised by the control run beside each run, Welch t on the guests' mean "
+              "log ratios")
+    n = min(len(ga), len(gb))
+    if n < 2:
+        return log_interval(d, 0.0, None, n, "boots", method)
+    va, vb = statistics.variance(ga) / len(ga), statistics.variance(gb) / len(gb)
+    se2 = va + vb
+    df = (se2 * se2 / (va * va / (len(ga) - 1) + vb * vb / (len(gb) - 1)) if se2 > 0
+          else float(len(ga) + len(gb) - 2))
+    return log_interval(d, math.sqrt(se2), df, n, "boots", method)

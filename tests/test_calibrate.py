@@ -345,3 +345,14 @@ def test_cli_variants_picks_the_aa_pair_of_a_power_run(tmp_path):
     assert json.loads((tmp_path / "aa" / "calibrate.json").read_text())["mode"] == "A/A"
     one_line(run_cli(d, "--variants", "a,zz", "--out", tmp_path / "x"), 1,
              "--variants", "expected variants of the runs (a, b, p), got zz")
+
+
+def test_each_guest_of_a_variant_is_a_boot(tmp_path):
+    """[fio] boots = 2: a variant's runs at a point split by guest; two
+    variants of one kernel make four boots, six pairs."""
+    vs = [variant(v, A_COMMIT, {POINT: [100, 104, 96, 120, 118, 122]}) for v in "ab"]
+    for v in vs:
+        v.stages[-1].figures["iops_boots"] = [1, 1, 1, 2, 2, 2]
+    c = cal.calibrate(load(write_run(tmp_path, "g", vs)))
+    assert c.kernels[0].variants == ("g:a", "g:b") and c.points[0].pairs == 6
+    assert c.points[0].noise[0].boots == 4 and c.points[0].noise[0].boot_cv > 0.05

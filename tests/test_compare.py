@@ -390,3 +390,26 @@ def _plain_report(tmp_path) -> str:
     c = compare_runs([load_run(RUN_A)])
     write_reports(c, tmp_path / "plain")
     return (tmp_path / "plain" / "report.md").read_text()
+
+
+def test_several_guests_make_the_guests_the_units(tmp_path):
+    """[fio] boots = 2: runs labelled by guest; the FUSE point is judged on
+    the guests' mean log normalised runs, the control on the guests' means."""
+    fp, xfs = "fio/fuse-passthrough/randwrite-4k-nj2", "fio/xfs/randwrite-4k-nj2"
+    runs = {("baseline", fp): [10_000, 11_000, 20_000, 21_000],
+            ("baseline", xfs): [20_000, 21_000, 40_000, 41_000],
+            ("parallel-dio", fp): [15_000, 16_000, 31_000, 29_000],
+            ("parallel-dio", xfs): [20_000, 21_000, 40_000, 39_000]}
+    run = _interleaved_run(tmp_path, runs)
+    for v in run.variants:
+        for s in v.stages:
+            if s.name in (fp, xfs):
+                s.figures["iops_boots"] = [1, 1, 2, 2]
+    c = compare_runs([run])
+    point = next(p for p in c.points if (p.target, p.numjobs) == ("fuse-passthrough", 2))
+    d = point.delta("baseline", "parallel-dio")
+    assert d.method == "normalised by the control run beside each run, guests as the units"
+    assert point.boots["baseline"] == (1, 1, 2, 2) and d.difference.df is not None
+    control = next(p for p in c.points if (p.target, p.numjobs) == ("xfs", 2))
+    assert control.delta("baseline", "parallel-dio").method == "ratio of the guests' means, guests as the units"
+    assert Comparison.from_dict(json.loads(json.dumps(c.to_dict()))).points[1].boots == point.boots

@@ -39,6 +39,7 @@ OUT_OF_RANGE = [  # the inputs of the report, and their neighbours
     ("[fio]\nramp_time = 7200", "fio.ramp_time", "a number of seconds in 0..3600", "got 7200"),
     ("[fio]\nrepeat = 1000000000", "fio.repeat", "a whole number in 1..100", "got 1000000000"),
     ("[fio]\nrepeat = true", "fio.repeat", "a whole number in 1..100", "got True"),
+    ("[fio]\nboots = 0", "fio.boots", "a whole number in 1..10", "got 0"),
     ("[fio]\niodepth = 0", "fio.iodepth", "a whole number in 1..1024", "got 0"),
     ("[fio]\nnumjobs = [1000000]", "fio.numjobs", "whole numbers in 1..256", "got [1000000]"),
     ("[fio]\nnumjobs = []", "fio.numjobs", "a non-empty list", "got []"),

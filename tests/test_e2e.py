@@ -23,6 +23,7 @@ def test_default_pipeline(tmp_path):
     for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"256M"'), ("repeat", "2"),
                        ("numjobs", "[1, 2]")):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+    text = text.replace("\nrepeat = 2\n", "\nrepeat = 2\nboots = 2\n")  # two guests measure fio
     conf = tmp_path / "pipeline.toml"
     conf.write_text(text)
     before = tree_state(cfg.kernel.tree)
@@ -50,13 +51,14 @@ def test_default_pipeline(tmp_path):
         # the data took the passthrough path: the server saw no READ/WRITE
         assert props["randwrite-4k-nj2.server_write_requests"] == "0"
         assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
-        # two rounds, each target's run beside the other's, the order turned in round 2
+        # in each of two guests two rounds, each target's run beside the other's,
+        # the order turned in round 2
         runs = sorted((run_dir / variant / "fio").glob("*/randwrite-*.json"), key=lambda f: f.stat().st_mtime)
         assert [f"{f.parent.name}/{f.stem}" for f in runs] == [
-            "fuse-passthrough/randwrite-4k-nj1-r1", "xfs/randwrite-4k-nj1-r1",
-            "fuse-passthrough/randwrite-4k-nj2-r1", "xfs/randwrite-4k-nj2-r1",
-            "xfs/randwrite-4k-nj1-r2", "fuse-passthrough/randwrite-4k-nj1-r2",
-            "xfs/randwrite-4k-nj2-r2", "fuse-passthrough/randwrite-4k-nj2-r2"]
+            f"{t}/randwrite-4k-nj{n}-r{r}" for r in (1, 2, 3, 4) for n in (1, 2)
+            for t in (("fuse-passthrough", "xfs") if r % 2 else ("xfs", "fuse-passthrough"))]
+        assert props["randwrite-4k-nj2.iops_boots"] == "1,1,2,2"
+        assert "Linux version" in (run_dir / variant / "console-boot1.log").read_text()
     by_name = {v["name"]: v for v in summary["variants"]}
     assert len(by_name["parallel-dio"]["info"]["patches"]) == 2
     # the patched variant is built incrementally from the baseline's build
@@ -69,8 +71,8 @@ def test_default_pipeline(tmp_path):
     report_json = json.loads((run_dir / "report.json").read_text())
     assert report_json["reference"] == "baseline"
     methods = {(p["target"], d["method"]) for p in report_json["fio"] for d in p["deltas"]}
-    assert methods == {("fuse-passthrough", "normalised by the control run beside each run"),
-                       ("xfs", "Welch t on runs")}
+    assert methods == {("fuse-passthrough", "normalised by the control run beside each run, guests as the units"),
+                       ("xfs", "ratio of the guests' means, guests as the units")}
     assert "kernels: " in proc.stderr
     assert tree_state(cfg.kernel.tree) == before
     assert qemu_pids("kv-e2e-") == []

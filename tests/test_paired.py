@@ -104,3 +104,22 @@ def test_normalised_runs_cancel_what_moves_the_whole_guest():
     assert one.ratio == pytest.approx(1.5) and one.ci_low is None
     with pytest.raises(ValueError, match="equal lengths"):
         normalised_runs_change([1, 2], [1], [1], [1])
+
+
+def test_normalised_boots_are_welch_on_the_guests_mean_log_ratios():
+    """Two guests a side: each guest's figure is the mean of its log
+    normalised runs; the interval is scipy's Welch on those figures."""
+    a_t, a_c, a_g = [10, 12, 11, 15, 16, 14], [20, 22, 21, 20, 21, 19], [1, 1, 1, 2, 2, 2]
+    b_t, b_c, b_g = [16, 15, 17, 18, 19, 17], [20, 21, 22, 20, 19, 21], [1, 1, 1, 2, 2, 2]
+    from kvariant.paired import normalised_boots_change
+    c = normalised_boots_change(a_t, a_c, a_g, b_t, b_c, b_g)
+    la = np.log(np.array(a_t) / np.array(a_c))
+    lb = np.log(np.array(b_t) / np.array(b_c))
+    ga, gb = [la[:3].mean(), la[3:].mean()], [lb[:3].mean(), lb[3:].mean()]
+    res = sp.ttest_ind(gb, ga, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert c.ratio == pytest.approx(math.exp(np.mean(gb) - np.mean(ga)))
+    assert (c.ci_low, c.ci_high) == (pytest.approx(math.exp(ci.low)), pytest.approx(math.exp(ci.high)))
+    assert c.level == "boots" and c.n == 2 and c.df == pytest.approx(res.df)
+    one = normalised_boots_change(a_t, a_c, [1] * 6, b_t, b_c, b_g)
+    assert one.ci_low is None and one.n == 1

@@ -23,6 +23,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "fio.numjobs": (1, 256),
     "fio.iodepth": (1, 1024),
     "fio.repeat": (1, 100),
+    "fio.boots": (1, 10),
     "fio.runtime": (1, 86400),
     "fio.ramp_time": (0, 3600),
     "fuse.threads": (1, 64),

@@ -69,7 +69,8 @@ class FioConfig:
     size: str = "1G"
     runtime: float = 10.0
     ramp_time: float = 2.0
-    repeat: int = 1
+    repeat: int = 1  # rounds in each guest
+    boots: int = 1  # guests per variant that measure fio, one after the other
     contention: bool = False  # one short traced run per point: who waited on which lock
 
     def __post_init__(self):

@@ -118,6 +118,7 @@ def read_fio(path: Path, table: dict, null_blk: NullBlkConfig) -> FioConfig:
         runtime=take_seconds(r, "runtime", d.runtime),
         ramp_time=take_seconds(r, "ramp_time", d.ramp_time),
         repeat=take_whole(r, "repeat", d.repeat),
+        boots=take_whole(r, "boots", d.boots),
         contention=r.take("contention", d.contention, bool, "true or false"),
     )
     r.done()

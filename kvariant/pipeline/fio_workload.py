@@ -20,6 +20,8 @@ from ..model import StageResult, Status
 from ..paths import locked
 from ..workloads import contention, fio
 from ..workloads.targets import make_target
+from . import boot as boot_stage
+from .stages import storage
 
 if TYPE_CHECKING:
     from .variant import VariantRun
@@ -39,13 +41,15 @@ class FioWorkload:
 @dataclasses.dataclass
 class Point:
     """One point of one target while the rounds run: its testcase, its
-    runs so far, and the witnesses' figures summed over them."""
+    runs so far (and the boot of each), and the witnesses' figures summed
+    over them."""
 
     target: Any
     directory: str  # in the guest, where the target's data file is
     numjobs: int
     stage: StageResult
     runs: list = dataclasses.field(default_factory=list)
+    boots: list = dataclasses.field(default_factory=list)  # the guest of each run: 1, 2, ...
     host: list = dataclasses.field(default_factory=list)
     counters: dict = dataclasses.field(default_factory=dict)
 
@@ -63,39 +67,84 @@ def round_order(names: list, rnd: int) -> list:
 
 
 def run_fio(v: "VariantRun") -> None:
-    """Every target is set up and prefilled first; then the points are
+    """In each of ``boots`` guests (the variant's own, then new ones):
+    every target is set up and prefilled first; then the points are
     measured in ``repeat`` rounds, and in each round every numjobs runs
     once on every target, one target beside the other: a burst of the host
-    hits a target and its control (raw XFS) alike."""
+    hits a target and its control (raw XFS) alike.  The points are
+    recorded when the last guest is done."""
     cfg = v.config.fio
-    targets, points = [], {}
-    try:
-        for name in cfg.targets:
-            if v.gone:
-                return
-            names = [f"fio/{name}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
-            if all(p in v.done for p in names):
-                for p in names:
-                    v.record(v.done[p])
-                continue
-            target = make_target(name, v.config.fuse_for(v.variant))
-            targets.append(target)
-            directory = prepare(v, target, names)
-            if directory is None:
-                continue
-            for n, point in zip(cfg.numjobs, names):
-                if point in v.done:
-                    v.record(v.done[point])
-                else:
-                    points[(name, n)] = Point(target, directory, n, StageResult(
-                        point, Status.PASS, suite=f"fio.{name}", log=f"fio/{name}/"))
-        if points:
-            measure_rounds(v, points)
-    finally:
-        stop_targets(v, targets)
+    points: dict = {}
+    for boot in range(1, cfg.boots + 1):
+        if v.gone or (boot > 1 and not (points and reboot(v, boot))):
+            break
+        targets: list = []
+        try:
+            for name in cfg.targets:
+                if v.gone:
+                    break
+                set_up(v, name, boot, points, targets)
+            going = {k: p for k, p in points.items() if p.going}
+            if going and not v.gone:
+                measure_rounds(v, going, boot)
+        finally:
+            stop_targets(v, targets)
+    for p in points.values():
+        finish_point(v, p)
 
 
-def measure_rounds(v: "VariantRun", points: dict) -> None:
+def set_up(v: "VariantRun", name: str, boot: int, points: dict, targets: list) -> None:
+    """Target *name* in this guest (added to *targets*, to be stopped), set
+    up and prefilled, its points made (first guest) or pointed at it."""
+    cfg = v.config.fio
+    names = [f"fio/{name}/{fio.point_name(cfg, n)}" for n in cfg.numjobs]
+    if boot == 1 and all(p in v.done for p in names):
+        for p in names:
+            v.record(v.done[p])
+        return
+    if boot > 1 and not any(p.going and p.target.name == name for p in points.values()):
+        return
+    target = make_target(name, v.config.fuse_for(v.variant))
+    targets.append(target)
+    directory = prepare(v, target)
+    for n, point in zip(cfg.numjobs, names):
+        p = points.get((name, n))
+        if boot == 1 and point in v.done:
+            v.record(v.done[point])
+        elif boot == 1 and directory is not None:
+            points[(name, n)] = Point(target, directory, n, StageResult(
+                point, Status.PASS, suite=f"fio.{name}", log=f"fio/{name}/"))
+        elif boot == 1 and not v.gone:
+            why = f"fio/{name}/{'prefill' if target.started else 'setup'} failed"
+            v.record(StageResult(point, Status.SKIP, message=f"skipped: {why}", suite=f"fio.{name}"))
+        elif p is not None and p.going and directory is not None:
+            p.target, p.directory = target, directory
+        elif p is not None and p.going and not v.gone:
+            p.stage.status = Status.ERROR
+            p.stage.message = f"fio/{name}/{'prefill' if target.started else 'setup'} failed in guest {boot}"
+
+
+def reboot(v: "VariantRun", boot: int) -> bool:
+    """Guest *boot* of the fio workload: the last one stopped (its console
+    kept as console-boot<N>.log), a new one booted with its storage.  A
+    failure is the testcase fio/guest/boot-<N>, and the variant's guest is
+    gone; the points keep the guests they had."""
+    v.vm.stop()
+    console = v.dir / "console.log"
+    if console.exists():
+        console.rename(v.dir / f"console-boot{boot - 1}.log")
+    v.vm = None
+    stage = StageResult(f"fio/guest/boot-{boot}", Status.PASS, suite="fio.guest", log="console.log")
+    with v.measuring(stage, keep_pass=False):
+        boot_stage.boot(v)
+        storage(v)
+    if stage.status != Status.PASS:
+        v.gone = v.gone or f"guest {boot} of {v.config.fio.boots} did not come up: {stage.message}"
+        return False
+    return True
+
+
+def measure_rounds(v: "VariantRun", points: dict, boot: int = 1) -> None:
     cfg = v.config.fio
     names = list(dict.fromkeys(t for t, _ in points))
     with measuring_alone(*(p.stage for p in points.values())):
@@ -107,20 +156,20 @@ def measure_rounds(v: "VariantRun", points: dict) -> None:
                     if v.gone:
                         break
                     if p is not None and p.going:
-                        measure_run(v, p, rnd, ours)
-    for p in points.values():
-        finish_point(v, p)
+                        measure_run(v, p, rnd, ours, boot)
 
 
-def measure_run(v: "VariantRun", p: Point, rnd: int, ours) -> None:
+def measure_run(v: "VariantRun", p: Point, rnd: int, ours, boot: int = 1) -> None:
     """One fio run of a point, with its witnesses read around it."""
     cfg, t = v.config.fio, v.config.timeouts
     timeout = t.fio or cfg.runtime + cfg.ramp_time + 120
-    with v.measuring(p.stage, record=False, label=f"round {rnd} of {cfg.repeat}"):
+    label = f"round {rnd} of {cfg.repeat}" + (f", guest {boot} of {cfg.boots}" if cfg.boots > 1 else "")
+    with v.measuring(p.stage, record=False, label=label):
         before = p.target.counters(v.vm.guest)
         start = Sample.take()
-        p.runs.append(fio.run_point(v.vm.guest, p.directory, cfg, p.numjobs, rnd,
-                                    v.dir / "fio" / p.target.name, timeout))
+        p.runs.append(fio.run_point(v.vm.guest, p.directory, cfg, p.numjobs,
+                                    (boot - 1) * cfg.repeat + rnd, v.dir / "fio" / p.target.name, timeout))
+        p.boots.append(boot)
         p.host.append(HostState.between(start, Sample.take(), ours=ours))
         counters, why = p.target.check(before, p.target.counters(v.vm.guest))
         p.counters = add_counters(p.counters, counters)
@@ -142,11 +191,12 @@ def finish_point(v: "VariantRun", p: Point) -> None:
     """A point's figures over the runs it had, and its record.  A point
     the guest's end cut short is kept as skipped, with the runs it had."""
     cfg = v.config.fio
-    if p.going and v.gone:
+    guests = len(set(p.boots))
+    if p.going and v.gone and len(p.runs) != guests * cfg.repeat:
         if not p.runs:
             return  # skipped with the others (skip_missing), naming the reason
         p.stage.status = Status.SKIP
-        p.stage.message = f"skipped after {len(p.runs)} of {cfg.repeat} runs: {v.gone}"
+        p.stage.message = f"skipped after {len(p.runs)} of {cfg.repeat * cfg.boots} runs: {v.gone}"
     if p.going and cfg.contention:  # after the measured runs: tracing costs IOPS
         with v.measuring(p.stage, record=False, label="traced run"):
             p.counters.update(contention.traced_run(
@@ -159,8 +209,12 @@ def finish_point(v: "VariantRun", p: Point) -> None:
                            **{f"policy_{k}": on for k, on in p.target.policy().items()}}
         if p.numjobs > v.config.vm.cpus:
             p.stage.figures["note"] = f"numjobs {p.numjobs} > {v.config.vm.cpus} vCPUs"
+        if cfg.boots > 1:
+            p.stage.figures["iops_boots"] = list(p.boots)
         if p.stage.status == Status.PASS:
-            p.stage.message = f"{p.stage.figures['iops']:.0f} IOPS"
+            p.stage.message = f"{p.stage.figures['iops']:.0f} IOPS" + (
+                f" ({guests} guests)" if guests > 1 else "") + (
+                f"; {cfg.boots - guests} of {cfg.boots} guests did not come up" if guests < cfg.boots else "")
     v.record(p.stage)
 
 
@@ -174,30 +228,25 @@ def stop_targets(v: "VariantRun", targets: list) -> None:
             log.warning("stopping target %s: %s", target.name, e.message)
 
 
-def prepare(v: "VariantRun", target, points: list[str]) -> str | None:
+def prepare(v: "VariantRun", target) -> str | None:
     """A target's set-up and its prefill, each a testcase of its own
     (fio/<target>/setup, fio/<target>/prefill) when it fails or the
     kernel reports during it.  The target's directory, or None when a
-    step did not finish: the target's points are skipped then."""
+    step did not finish (``target.started`` says whether the set-up did)."""
     directory = None
     prefilled = False
+    target.started = False
     suite, guest_log = f"fio.{target.name}", v.dir / "guest.log"
     with v.measuring(StageResult(f"fio/{target.name}/setup", Status.PASS, suite=suite,
                                     log="guest.log"), keep_pass=False):
         directory = target.start(v.vm.guest, guest_log)
+        target.started = True
     if directory is not None and not v.gone:
         with v.measuring(StageResult(f"fio/{target.name}/prefill", Status.PASS, suite=suite,
                                         log="guest.log"), keep_pass=False):
             fio.prefill(v.vm.guest, directory, v.config.fio, timeout=v.config.timeouts.prefill)
             prefilled = True
-    if prefilled and not v.gone:
-        return directory
-    if not v.gone:  # (a lost guest: every remaining testcase is skipped with the reason)
-        why = f"fio/{target.name}/{'prefill' if directory is not None else 'setup'} failed"
-        for point in points:
-            v.record(v.done.get(point) or StageResult(point, Status.SKIP, message=f"skipped: {why}",
-                                                            suite=suite))
-    return None
+    return directory if prefilled and not v.gone else None
 
 
 @contextlib.contextmanager

@@ -126,8 +126,9 @@ class VariantRun:
         guest died)."""
         if self.vm is None:  # a run of the stages before boot only (``build``)
             return
-        earlier = "".join(p.read_text(errors="replace")
-                          for p in sorted(self.dir.glob("console-interrupted*.log")))
+        earlier = "".join(p.read_text(errors="replace")  # an interrupted run's, earlier fio guests'
+                          for pattern in ("console-interrupted*.log", "console-boot*.log")
+                          for p in sorted(self.dir.glob(pattern)))
         text = earlier + self.vm.console_since(0)
         splats = find_splats(text)
         stage = StageResult("dmesg", Status.PASS, suite="kernel", log="console.log")

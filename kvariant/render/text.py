@@ -76,13 +76,15 @@ def basis_text(c: Comparison) -> str:
 
 
 def _normalised_text(c: Comparison) -> str:
-    points = sorted({p.target for p in c.points for d in p.deltas if d.method == NORMALISED})
+    points = sorted({p.target for p in c.points for d in p.deltas if d.method.startswith(NORMALISED)})
     if not points:
         return ""
     return (f" Where the runs were measured in interleaved rounds ({', '.join(points)}), Δ and its CI "
             f"are those of the runs each divided by the {CONTROL_TARGET} run beside it in the same "
             f"guest: the ratio of the geometric means, Welch's t on the log ratios. What moves a "
-            f"whole guest divides out; the {CONTROL_TARGET} rows show whether the control moved.")
+            f"whole guest divides out; the {CONTROL_TARGET} rows show whether the control moved."
+            + (" Where a variant measured in several guests ([fio] boots), each guest's mean is one "
+               "unit of the interval." if any(p.boots for p in c.points) else ""))
 
 
 def verdict_rules(threshold: float) -> dict[str, str]:
