@@ -8,6 +8,7 @@
 #   ./setup.sh venv       only the virtualenv
 #   ./setup.sh tree       only the default kernel tree
 #   ./setup.sh fuse       only libfuse's passthrough_hp (the second FUSE server)
+#   ./setup.sh STEP...    those steps, in that order (e.g. packages venv)
 #
 # Environment:
 #   KVARIANT_CACHE   cache directory (default ~/.cache/kvariant)
@@ -202,14 +203,17 @@ setup_fuse() {
 
 main() {
     mkdir -p "$cache"
-    case "${1:-all}" in
-        packages) setup_packages ;;
-        venv) setup_venv ;;
-        tree) setup_tree ;;
-        fuse) setup_fuse ;;
-        all) setup_packages; setup_venv; setup_tree; setup_fuse ;;
-        *) die "unknown step '$1' (expected packages, venv, tree, fuse or nothing)" ;;
-    esac
+    local step
+    for step in "${@:-all}"; do
+        case "$step" in
+            packages) setup_packages ;;
+            venv) setup_venv ;;
+            tree) setup_tree ;;
+            fuse) setup_fuse ;;
+            all) setup_packages; setup_venv; setup_tree; setup_fuse ;;
+            *) die "unknown step '$step' (expected packages, venv, tree, fuse or nothing)" ;;
+        esac
+    done
 }
 
 main "$@"
