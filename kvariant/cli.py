@@ -235,18 +235,22 @@ def cmd_run(args) -> int:
     return _execute(args, cfg, run_dir, against, previous)
 
 
+NOT_WITH_KERNELS = {  # run's options a shard refuses, and what to do instead
+    "--resume": "run the shard again",
+    "--debug": "build the store with the debug fragment",
+    "--tree": "the store's kernels are built: no tree is read",
+    "--against": "give it to merge",
+}
+
+
 def _shard_run(args) -> int:
     """``run --kernels DIR [--shard K/N]`` (kvariant.shard.runner)."""
     from .shard.runner import ShardRun, open_store, shard_plan
     from .shard.spec import shard_spec
 
-    for option, given in (("--resume", args.resume), ("--debug", args.debug), ("--tree", args.tree),
-                          ("--against", args.against)):
-        if given:
-            raise ConfigError(option, "", "expected no " + option + " with --kernels (" + {
-                "--resume": "run the shard again", "--debug": "build the store with the debug fragment",
-                "--tree": "the store's kernels are built: no tree is read",
-                "--against": "give it to merge"}[option] + ")")
+    for option, instead in NOT_WITH_KERNELS.items():
+        if getattr(args, option.lstrip("-")):
+            raise ConfigError(option, "", f"expected no {option} with --kernels ({instead})")
     spec = shard_spec(args.shard, args.shard_total, os.environ)
     store_dir = args.kernels.expanduser().resolve()
     store, cfg = open_store(store_dir, args.config or DEFAULT_CONFIG, args.variant)
