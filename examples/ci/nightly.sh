@@ -8,8 +8,8 @@
 #
 # Environment (the CI files set it):
 #   KVARIANT_CONFIG    the pipeline config (default pipeline.toml)
-#   KVARIANT_TREE      the kernel tree: written as [kernel] tree into a copy of
-#                      the config beside it; empty: the config's own tree
+#   KVARIANT_TREE      the kernel tree, read by the pipeline in place of the
+#                      config's [kernel] tree; empty: the config's own tree
 #   KVARIANT_RESULTS   where runs are kept from night to night (default /var/lib/kvariant/results)
 #   KVARIANT_DEADLINE  SIGTERM to the pipeline after this long, in timeout(1)'s
 #                      syntax (default 160m): it stops cleanly before the job's timeout
@@ -34,30 +34,11 @@ meaning() {
     esac
 }
 
-# A copy of the config whose [kernel] tree is $KVARIANT_TREE.  It sits beside
-# the config, so that its relative paths (patches, fragments) still resolve,
-# and its name never changes, since --against last looks for earlier runs of
-# the same config file.
-config_with_tree() {
-    local copy line
-    copy=$(dirname "$config")/.nightly-$(basename "$config")
-    line="tree = \"$KVARIANT_TREE\""
-    if grep -Eq '^[[:space:]]*tree[[:space:]]*=' "$config"; then
-        sed -E "s|^[[:space:]]*tree[[:space:]]*=.*|$line|" "$config"
-    elif grep -Eq '^[[:space:]]*\[kernel\]' "$config"; then
-        sed -E "/^[[:space:]]*\[kernel\]/a $line" "$config"
-    else
-        cat "$config"
-        printf '\n[kernel]\n%s\n' "$line"
-    fi > "$copy"
-    echo "$copy"
-}
-
 run() {
-    local run_id=$1 cfg=$config pid rc=0
+    local run_id=$1 pid rc=0
     [ -f "$config" ] || die "no config $config (KVARIANT_CONFIG)"
-    [ -z "${KVARIANT_TREE:-}" ] || cfg=$(config_with_tree)
-    local cmd=(./pipeline.py run --config "$cfg" --results "$results" --run-id "$run_id" --against last)
+    # KVARIANT_TREE, when set, is read by the pipeline itself (run --tree's default).
+    local cmd=(./pipeline.py run --config "$config" --results "$results" --run-id "$run_id" --against last)
     say "${cmd[*]}"
     # In the background, so that this shell can hand the CI's cancel on
     # (GitHub sends SIGINT then SIGTERM to this process, GitLab SIGTERM to its

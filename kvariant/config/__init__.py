@@ -11,20 +11,20 @@ one reader per section; ``loader``: the file, profiles, fragments, variants.
 
 from . import checks
 from .loader import (SECTIONS, check_sections, load, load_data, read_toml, select_variants,
-                   with_fragment, with_profile)
+                   tree_source, with_fragment, with_profile)
 from .reader import DURATION, parse_duration
 from .schema import (DEBUG_FRAGMENT, DEFAULT_FRAGMENT, SLUG, VMCONFIGS, Config, FioConfig,
-                     FuseConfig, KernelConfig, NullBlkConfig, PatchSpec, Timeouts, Variant,
+                     FuseConfig, KernelConfig, KernelSource, NullBlkConfig, PatchSpec, Timeouts, Variant,
                      VmConfig, XFSTESTS_FSTYPES, XfstestsConfig)
 from .sections import xfstests_config_from_table
 
 __all__ = [
     "checks",
     "SECTIONS", "check_sections", "load", "load_data", "read_toml", "select_variants",
-    "with_fragment", "with_profile",
+    "tree_source", "with_fragment", "with_profile",
     "DURATION", "parse_duration",
     "DEBUG_FRAGMENT", "DEFAULT_FRAGMENT", "SLUG", "VMCONFIGS", "Config", "FioConfig", "FuseConfig",
-    "KernelConfig", "NullBlkConfig", "PatchSpec", "Timeouts", "Variant", "VmConfig",
+    "KernelConfig", "KernelSource", "NullBlkConfig", "PatchSpec", "Timeouts", "Variant", "VmConfig",
     "XFSTESTS_FSTYPES", "XfstestsConfig",
     "xfstests_config_from_table",
 ]

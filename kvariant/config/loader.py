@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
+from typing import Mapping
 
 from ..errors import ConfigError
-from .schema import Config
+from .schema import Config, KernelSource
 from .sections import (read_fio, read_fuse, read_kernel, read_null_blk, read_timeouts,
                        read_variants, read_vm, xfstests_config_from_table)
 
@@ -37,8 +38,19 @@ def read_toml(path: Path | str) -> dict:
         raise ConfigError(path, "", f"not valid TOML: {e}")
 
 
-def load(path: Path | str) -> Config:
-    return load_data(Path(path).expanduser(), read_toml(path))
+def load(path: Path | str, source: KernelSource = KernelSource()) -> Config:
+    return load_data(Path(path).expanduser(), read_toml(path), source)
+
+
+def tree_source(tree: Path | None, environ: Mapping[str, str]) -> KernelSource:
+    """The kernel tree given outside the config: ``--tree``, else the
+    environment's ``KVARIANT_TREE`` (when not empty), else none (the
+    config's ``[kernel] tree``)."""
+    if tree is not None:
+        return KernelSource(tree=Path(tree), origin="--tree")
+    if environ.get("KVARIANT_TREE"):
+        return KernelSource(tree=Path(environ["KVARIANT_TREE"]), origin="KVARIANT_TREE")
+    return KernelSource()
 
 
 def with_profile(data: dict, profile: Path, where: Path) -> dict:
@@ -67,12 +79,13 @@ def check_sections(path: Path, data: dict) -> None:
             raise ConfigError(path, key, f"expected a table [{key}], got {data[key]!r}")
 
 
-def load_data(path: Path, data: dict) -> Config:
+def load_data(path: Path, data: dict, source: KernelSource = KernelSource()) -> Config:
     """A Config from the tables of a TOML document; *path* is where relative
-    paths start and what errors name."""
+    paths start and what errors name; *source*: a tree or a base commit
+    from elsewhere (KernelSource)."""
     path = path.resolve()
     check_sections(path, data)
-    kernel = read_kernel(path, data.get("kernel", {}))
+    kernel = read_kernel(path, data.get("kernel", {}), source)
     null_blk = read_null_blk(path, data.get("null_blk", {}))
     fuse = read_fuse(path, data.get("fuse", {}))
     return Config(
@@ -85,7 +98,8 @@ def load_data(path: Path, data: dict) -> Config:
         timeouts=read_timeouts(path, data.get("timeouts", {})),
         xfstests=(xfstests_config_from_table(data["xfstests"], path, path.parent)
                   if "xfstests" in data else None),
-        variants=read_variants(path, data.get("variant"), kernel, fuse),
+        variants=read_variants(path, data.get("variant"), kernel, fuse,
+                               resolve=source.base_commit is None),
     )
 
 

@@ -45,6 +45,21 @@ class KernelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class KernelSource:
+    """Where the kernel comes from, besides the config's [kernel] table.
+
+    *tree*: the tree to use instead of ``[kernel] tree`` (``--tree``,
+    ``KVARIANT_TREE``); *origin* names it in errors.  *base_commit*: the
+    base's commit as a kernel store recorded it (``run --kernels``): the
+    tree is then neither needed nor read, and ``git:REF`` patches are not
+    resolved (the store's kernels are built already)."""
+
+    tree: Path | None = None
+    origin: str = ""
+    base_commit: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class VmConfig:
     cpus: int = 2
     memory: str = "4G"

@@ -17,7 +17,7 @@ from . import checks
 from .known import check_known_failures
 from .reader import Reader, path_from, take_fragments, take_positive, take_seconds, take_whole
 from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, FioConfig, FuseConfig, KernelConfig,
-                     NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
+                     KernelSource, NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
 
 XFSTESTS_KEYS = ("dir", "fstypes", "tests", "groups", "exclude", "exclude_file", "test_timeout",
                  "loop_failures", "required", "known_failures")
@@ -25,16 +25,24 @@ TEST_NAME = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.*?\[\]-]+$")
 GROUP_NAME = re.compile(r"^(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_-]+$")
 
 
-def read_kernel(path: Path, table: dict) -> KernelConfig:
+def read_kernel(path: Path, table: dict, source: KernelSource = KernelSource()) -> KernelConfig:
     r = Reader(path, table, "kernel.")
     tree = path_from(path.parent, r.take("tree", str(default_tree()), str, "a path to a kernel git tree"))
-    if not is_git_repo(tree):
-        hint = " (run ./setup.sh to fetch the default tree)" if tree == default_tree() else ""
-        r.fail("tree", f"a git repository{hint}", str(tree))
+    if source.tree is not None:
+        tree = Path(source.tree).expanduser().resolve()
     base = r.take("base", "v7.2.13", str, "a commit-ish of the tree")
-    commit = resolve_rev(tree, base)
-    if commit is None:
-        r.fail("base", f"a commit-ish that exists in {tree}", base)
+    if source.base_commit is not None:  # a kernel store's: the tree is not needed
+        commit = source.base_commit
+    else:
+        if not is_git_repo(tree):
+            if source.tree is not None:
+                raise ConfigError(source.origin, "", f"expected a kernel git tree, got {tree}, "
+                                                     f"which is not a git repository")
+            hint = " (run ./setup.sh to fetch the default tree)" if tree == default_tree() else ""
+            r.fail("tree", f"a git repository{hint}", str(tree))
+        commit = resolve_rev(tree, base)
+        if commit is None:
+            r.fail("base", f"a commit-ish that exists in {tree}", base)
     if "fragments" in r.table:
         fragments = take_fragments(r, "fragments", [])
     else:  # the project's own fragment, wherever the config file is
@@ -160,12 +168,13 @@ def read_timeouts(path: Path, table: dict) -> Timeouts:
     return Timeouts(**values)
 
 
-def read_patch_spec(r: Reader, key: str, text: Any, tree: Path, base: str) -> PatchSpec:
+def read_patch_spec(r: Reader, key: str, text: Any, tree: Path, base: str,
+                    resolve: bool = True) -> PatchSpec:
     if not isinstance(text, str) or not text:
         r.fail(key, 'a patch file, a directory of patches, an mbox, or "git:REF"', text)
     if text.startswith("git:"):
         ref = text[4:]
-        if not ref or resolve_rev(tree, ref) is None:
+        if not ref or (resolve and resolve_rev(tree, ref) is None):
             r.fail(key, f"a ref that exists in {tree}", text)
         return PatchSpec(text=text, ref=ref)
     p = path_from(r.path.parent, text)
@@ -176,7 +185,8 @@ def read_patch_spec(r: Reader, key: str, text: Any, tree: Path, base: str) -> Pa
     return PatchSpec(text=text, path=p.resolve())
 
 
-def read_variants(path: Path, items: Any, kernel: KernelConfig, fuse: FuseConfig) -> tuple[Variant, ...]:
+def read_variants(path: Path, items: Any, kernel: KernelConfig, fuse: FuseConfig,
+                  resolve: bool = True) -> tuple[Variant, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(path, "variant", "expected at least one [[variant]] table")
     seen = set()
@@ -197,7 +207,7 @@ def read_variants(path: Path, items: Any, kernel: KernelConfig, fuse: FuseConfig
         seen.add(name)
         r.prefix = f"variant[{i}] ({name})."
         raw = r.take("patches", [], list, 'a list of patch files, directories, mbox files or "git:REF"')
-        patches = tuple(read_patch_spec(r, f"patches[{j}]", t, kernel.tree, kernel.base_commit)
+        patches = tuple(read_patch_spec(r, f"patches[{j}]", t, kernel.tree, kernel.base_commit, resolve)
                         for j, t in enumerate(raw))
         fragments = take_fragments(r, "fragments", [])
         bisect = r.take("bisect", False, bool, "true or false")

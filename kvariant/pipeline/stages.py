@@ -28,12 +28,14 @@ if TYPE_CHECKING:
 class Stage:
     """A stage: its testcase's name, its log (relative to the variant's
     directory), what it does, and what runs before it as testcases of
-    their own."""
+    their own.  A stage with *replay* gives a testcase recorded elsewhere
+    (a kernel store's apply and build) instead of running."""
 
     name: str
     log: str
-    run: Callable[["VariantRun"], str]
+    run: Callable[["VariantRun"], str] | None = None
     before: Callable[["VariantRun"], None] | None = None
+    replay: Callable[["VariantRun"], StageResult] | None = None
 
 
 class Workload(Protocol):

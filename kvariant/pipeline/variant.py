@@ -87,6 +87,9 @@ class VariantRun:
 
     def step(self, stage: Stage) -> bool:
         """Run *stage* (after what comes before it); True when it passed."""
+        if stage.replay is not None:
+            check_interrupt()
+            return self.record(stage.replay(self)).status == Status.PASS
         if stage.before is not None:
             stage.before(self)
         with self.measuring(StageResult(stage.name, Status.PASS, log=stage.log)) as result:

@@ -3,11 +3,12 @@ JUnit as it ends, with the guest's console watched while they run."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
-from ..config import Config
+from ..config import Config, XfstestsConfig
 from ..errors import RunInterrupted, StageError
 from ..model import StageResult, Status
 from ..paths import PROJECT
@@ -18,14 +19,31 @@ if TYPE_CHECKING:
 
 
 class XfstestsWorkload:
+    """Every fstype of the config, or with *only* (a shard's units: fstype
+    -> its tests, None for all the config selects) those fstypes alone."""
+
+    def __init__(self, only: Mapping[str, tuple[str, ...] | None] | None = None):
+        self.only = only
+
     def names(self, config: Config) -> list[str]:
         return ["xfstests"] if config.xfstests is not None else []
 
     def run(self, v: "VariantRun") -> None:
-        run_xfstests(v)
+        run_xfstests(v, self.only)
 
 
-def run_xfstests(v: "VariantRun") -> None:
+def selected(cfg: XfstestsConfig, only: Mapping[str, tuple[str, ...] | None] | None
+             ) -> list[tuple[str, XfstestsConfig]]:
+    """The fstypes to run, each with the config of its tests: *only*'s
+    tests replace the config's selection (groups, exclusions) when given."""
+    if only is None:
+        return [(f, cfg) for f in cfg.fstypes]
+    return [(f, cfg if only[f] is None else dataclasses.replace(
+        cfg, tests=only[f], groups=(), exclude=(), exclude_file=None))
+        for f in cfg.fstypes if f in only]
+
+
+def run_xfstests(v: "VariantRun", only: Mapping[str, tuple[str, ...] | None] | None = None) -> None:
     cfg = v.config.xfstests
     if cfg is None:
         return
@@ -42,10 +60,10 @@ def run_xfstests(v: "VariantRun") -> None:
     if fuse.server != "kvariant":  # earlier summaries stay comparable
         policy["server"] = fuse.server
         v.result.info.xfstests_fuse_policy += f",server={fuse.server}"
-    for fstype in cfg.fstypes:
+    for fstype, fs_cfg in selected(cfg, only):
         if v.gone:
             break
-        xfstests_fstype(v, cfg, fstype, policy)
+        xfstests_fstype(v, fs_cfg, fstype, policy)
 
 def xfstests_fstype(v: "VariantRun", cfg, fstype: str, policy: dict) -> None:
     """One fstype's tests, each in the JUnit as it ends.  The console is

@@ -7,6 +7,7 @@ functions return 0 (all passed), 2 (a variant failed) or 130
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -35,6 +36,9 @@ def add_build(sub) -> None:
                    help="the kernel store to write (made if missing)")
     b.add_argument("--variant", action="append", metavar="NAME",
                    help="build only this variant (repeatable; default: all)")
+    b.add_argument("--tree", type=Path, metavar="DIR",
+                   help="the kernel git tree, instead of the config's [kernel] tree "
+                        "(default: $KVARIANT_TREE when set)")
 
 
 def cmd_build(args) -> int:
@@ -42,7 +46,8 @@ def cmd_build(args) -> int:
     from ..ui import UI, print_summary
     from .store import build_store, fresh_run_dir
 
-    cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG), args.variant)
+    source = config_mod.tree_source(args.tree, os.environ)
+    cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG, source), args.variant)
     store = writable_dir("--kernels", args.kernels.expanduser().resolve())
     rundirs.log_to(fresh_run_dir(store) / "run.log")
     print(store, flush=True)
