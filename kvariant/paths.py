@@ -27,7 +27,9 @@ def run_dir_clash(name: str) -> str | None:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("KVARIANT_CACHE", "~/.cache/kvariant")).expanduser()
+    """$KVARIANT_CACHE, or ~/.cache/kvariant when it is unset or empty (an
+    empty one is not the current directory)."""
+    return Path(os.environ.get("KVARIANT_CACHE") or "~/.cache/kvariant").expanduser()
 
 
 def default_tree() -> Path:

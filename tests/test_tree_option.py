@@ -63,3 +63,12 @@ def test_the_environments_tree_runs(tmp_path, small_tree, cache, monkeypatch):
     assert run.variants[0].stage("apply").status.value == "fail"
     assert run.variants[0].stage("apply").message.startswith("patch does not apply: bad.patch")
     assert run.variants[0].info.base_commit == git(small_tree, "rev-parse", "v1")
+
+
+def test_an_empty_cache_variable_is_the_default_cache(monkeypatch):
+    from pathlib import Path
+    from kvariant.paths import cache_dir
+    monkeypatch.setenv("KVARIANT_CACHE", "")
+    assert cache_dir() == Path("~/.cache/kvariant").expanduser()
+    monkeypatch.setenv("KVARIANT_CACHE", "/srv/kv")
+    assert cache_dir() == Path("/srv/kv")
