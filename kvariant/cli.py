@@ -149,6 +149,9 @@ def _add_compare(sub) -> None:
     cmp.add_argument("--reference", metavar="VARIANT",
                      help="what the others are compared against: VARIANT or RUN-ID:VARIANT "
                           "(default: the first variant of the first run)")
+    cmp.add_argument("--normalise", action="store_true",
+                     help="judge FUSE points on their runs each divided by the xfs run beside it "
+                          "(runs measured in rounds), as [fio] normalise = true does")
 
 
 def _add_calibrate(sub) -> None:
@@ -361,7 +364,8 @@ def cmd_compare(args) -> int:
     root = (args.results or PROJECT / "results").expanduser()
     dirs = [resolve_run_dir(d, root) for d in args.runs]
     runs = [load_run(d) for d in dirs]
-    c = compare_runs(runs, threshold=args.threshold, reference=args.reference, force=args.force)
+    c = compare_runs(runs, threshold=args.threshold, reference=args.reference, force=args.force,
+                     normalise=args.normalise)
     # one run: its own directory; several: compare-<the others' ids> in the last one
     out = args.out or (dirs[0] if len(dirs) == 1 else
                        dirs[-1] / ("compare-" + "+".join(r.run_id for r in runs[:-1])))

@@ -70,7 +70,10 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
+def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False) -> list[FioPoint]:
+    """The fio points of the variants; a FUSE point gets its control's runs
+    (to be judged normalised) where both were measured in rounds and the
+    run asked for it (``[fio] normalise``) or *normalise*."""
     found: dict[tuple[str, str, int], FioPoint] = {}
     interleaved: set[tuple[str, str, str, int]] = set()  # (label, target, job, numjobs)
     for label, r in labelled:
@@ -81,7 +84,8 @@ def _points(labelled: list[tuple[str, VariantResult]]) -> list[FioPoint]:
             key = (s.id.target, *point)
             p = found.setdefault(key, FioPoint(*key, samples={}, status={}, notes=[], deltas=[]))
             p.samples[label] = stats.sample(point_runs(s.figures))
-            if s.figures.get("interleaved") and s.status == Status.PASS:
+            if (s.figures.get("interleaved") and s.status == Status.PASS
+                    and (normalise or s.figures.get("normalise"))):
                 interleaved.add((label, *key))
             guests = s.figures.get("iops_boots")
             if isinstance(guests, list) and len(guests) == p.samples[label].n and len(set(guests)) > 1:
@@ -257,7 +261,8 @@ def _noise_note(points: list[FioPoint], runs: list[RunSummary], threshold: float
 
 
 def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESHOLD,
-                 reference: str | None = None, force: bool = False) -> Comparison:
+                 reference: str | None = None, force: bool = False,
+                 normalise: bool = False) -> Comparison:
     """Compare the variants of *runs*: each against the reference (the first
     variant of the first run unless *reference* names one, as ``variant`` or
     ``RUNID:variant``), each against the first variant of its run, and each
@@ -266,7 +271,9 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     (no run, a threshold outside (0, 1), an unknown or ambiguous reference,
     a run given twice) raises ConfigError.  Variants of runs whose setups
     differ (see :func:`kvariant.summary.setup_record`) get no better/worse
-    verdict ("not compared") unless *force*."""
+    verdict ("not compared") unless *force*.  FUSE points are judged on
+    runs normalised by their control where the run asked for it or
+    *normalise* (see :func:`_points`)."""
     _check_runs(runs, threshold)
     labelled = [(f"{run.run_id}:{r.name}" if len(runs) > 1 else r.name, run, r)
                 for run in runs for r in run.variants]
@@ -276,7 +283,7 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     ref = _reference(reference, variants)
     pairs = _pairs(ref, variants)
     results = [(label, r) for label, _, r in labelled]
-    points = _points(results)
+    points = _points(results, normalise)
     settings = {r.run_id: r.setup for r in runs}
     _judge(points, pairs, threshold, force, {v.label: settings[v.run_id] for v in variants})
     counts, deltas = _xfstests_compared(results, pairs)

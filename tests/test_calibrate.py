@@ -311,7 +311,8 @@ def test_interleaved_boots_are_also_judged_normalised(tmp_path):
     ratios = [[x / (2 * x * (1 + 0.01 * i)) for i, x in enumerate(BOOTS[k])] for k in BOOTS]
     within = np.mean([np.var(r, ddof=1) for r in ratios])
     assert p.noise_normalised[0].run_cv == pytest.approx(math.sqrt(within) / np.mean(ratios))
-    assert any(r[1] == "a, normalised" for r in calwords.noise_rows(c))
+    assert any(r[1] == "a, normalised" and r[4] == f"{np.mean(ratios):.2f} of xfs"
+               for r in calwords.noise_rows(c))
     assert c.normalised.called.n == 6
 
 

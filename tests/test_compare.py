@@ -34,6 +34,8 @@ import base64  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -43,7 +45,7 @@ from kvariant.errors import ConfigError, KvariantError  # noqa: E402
 from kvariant.render import write_reports  # noqa: E402
 from kvariant import cli  # noqa: E402
 
-from conftest import FIXTURES  # noqa: E402
+from conftest import FIXTURES, PROJECT  # noqa: E402
 
 RUN_A = FIXTURES / "runs" / "run-a"  # the real run 20261121-220102, trimmed
 RUN_B = FIXTURES / "runs" / "run-b"  # a later run derived from it (see its summary)
@@ -336,9 +338,9 @@ def test_the_host_while_measuring_is_in_the_report(tmp_path):
     assert all(not p.host for p in compare_runs([load_run(RUN_A)]).points)  # older runs: none
 
 
-def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True):
+def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True, normalise=True):
     """RUN_A with the given runs per (variant, point), its fio points marked
-    as measured in interleaved rounds."""
+    as measured in interleaved rounds (and as a run of [fio] normalise)."""
     run = tmp_path / "run"
     shutil.copytree(RUN_A, run)
     d = json.loads((run / "summary.json").read_text())
@@ -348,6 +350,8 @@ def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True
                 s["figures"]["iops_runs"] = runs[(v["name"], s["name"])]
             if s["name"].startswith("fio/") and mark:
                 s["figures"]["interleaved"] = True
+            if s["name"].startswith("fio/") and mark and normalise:
+                s["figures"]["normalise"] = True
     (run / "summary.json").write_text(json.dumps(d))
     return load_run(run)
 
@@ -413,3 +417,25 @@ def test_several_guests_make_the_guests_the_units(tmp_path):
     control = next(p for p in c.points if (p.target, p.numjobs) == ("xfs", 2))
     assert control.delta("baseline", "parallel-dio").method == "ratio of the guests' means, guests as the units"
     assert Comparison.from_dict(json.loads(json.dumps(c.to_dict()))).points[1].boots == point.boots
+
+
+def test_normalising_is_asked_for_by_the_run_or_by_compare(tmp_path):
+    """Rounds without [fio] normalise: raw Welch, unless compare --normalise."""
+    fp, xfs = "fio/fuse-passthrough/randwrite-4k-nj2", "fio/xfs/randwrite-4k-nj2"
+    runs = {("baseline", fp): [10_000, 20_000, 14_000], ("baseline", xfs): [20_000, 40_000, 28_000],
+            ("parallel-dio", fp): [26_000, 13_000, 19_500], ("parallel-dio", xfs): [40_000, 20_000, 30_000]}
+    run = _interleaved_run(tmp_path, runs, normalise=False)
+
+    def method(c):
+        p = next(p for p in c.points if (p.target, p.numjobs) == ("fuse-passthrough", 2))
+        return p.delta("baseline", "parallel-dio").method
+
+    assert method(compare_runs([run])) == "Welch t on runs"
+    assert method(compare_runs([run], normalise=True)).startswith("normalised")
+    out = tmp_path / "cli"
+    p = subprocess.run([sys.executable, str(PROJECT / "pipeline.py"), "compare", str(run.path),
+                        "--normalise", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    methods = {d["method"] for x in json.loads((out / "report.json").read_text())["fio"]
+               for d in x["deltas"] if x["target"] == "fuse-passthrough" and x["numjobs"] == 2}
+    assert methods == {"normalised by the control run beside each run"}

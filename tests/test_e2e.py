@@ -70,7 +70,7 @@ def test_default_pipeline(tmp_path):
     report_json = json.loads((run_dir / "report.json").read_text())
     assert report_json["reference"] == "baseline"
     methods = {(p["target"], d["method"]) for p in report_json["fio"] for d in p["deltas"]}
-    assert methods == {("fuse-passthrough", "normalised by the control run beside each run, guests as the units"),
+    assert methods == {("fuse-passthrough", "ratio of the guests' means, guests as the units"),
                        ("xfs", "ratio of the guests' means, guests as the units")}
     assert "kernels: " in proc.stderr
     assert tree_state(cfg.kernel.tree) == before

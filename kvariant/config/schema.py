@@ -86,6 +86,7 @@ class FioConfig:
     ramp_time: float = 2.0
     repeat: int = 1  # rounds in each guest
     boots: int = 1  # guests per variant that measure fio, one after the other
+    normalise: bool = False  # FUSE verdicts on runs divided by the xfs run beside them
     contention: bool = False  # one short traced run per point: who waited on which lock
 
     def __post_init__(self):

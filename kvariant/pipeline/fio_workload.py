@@ -206,6 +206,7 @@ def finish_point(v: "VariantRun", p: Point) -> None:
     if p.runs:
         p.stage.figures = {**p.stage.figures, **summarize_runs(p.runs), **p.counters,
                            **hoststate.figures(p.host), "interleaved": True,
+                           **({"normalise": True} if cfg.normalise else {}),
                            **{f"policy_{k}": on for k, on in p.target.policy().items()}}
         if p.numjobs > v.config.vm.cpus:
             p.stage.figures["note"] = f"numjobs {p.numjobs} > {v.config.vm.cpus} vCPUs"
