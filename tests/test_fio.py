@@ -71,3 +71,34 @@ def test_witness_counts_add_up_over_runs():
                                                "fuse_protocol": "7.41"})
     assert two == {"server_write_requests": 0, "passthrough_opens_granted": 5,
                    "fuse_protocol": "7.41", "passthrough_negotiated": True}
+
+
+def test_a_point_the_dead_guest_never_ran_is_left_to_be_skipped():
+    """The guest died during another point's run: a point with no run is
+    not recorded (the variant skips it, naming why); one with some of its
+    runs is skipped with them; one with all its runs passes."""
+    from types import SimpleNamespace
+
+    from kvariant.config import FioConfig
+    from kvariant.model import StageResult, Status
+    from kvariant.pipeline.fio_workload import Point, finish_point
+    from kvariant.workloads.fio import FioFigures
+
+    recorded = []
+    v = SimpleNamespace(config=SimpleNamespace(fio=FioConfig(repeat=2), vm=SimpleNamespace(cpus=2)),
+                        gone="the kernel failed during fio/fuse-passthrough/randwrite-4k-nj2",
+                        record=recorded.append)
+    target = SimpleNamespace(name="xfs", policy=dict)
+    run = FioFigures(version="fio-3.33", jobname="j", error=0, iops=1000.0, bw_kib=4000.0,
+                     p99_us=10.0, iops_mean=1000.0, iops_stddev=1.0, runtime_ms=3000, numjobs=2)
+
+    def point(runs):
+        return Point(target, "/d", 2, StageResult("fio/xfs/randwrite-4k-nj2", Status.PASS),
+                     runs=[run] * runs, boots=[1] * runs)
+
+    finish_point(v, point(0))
+    assert recorded == []
+    finish_point(v, point(1))
+    assert recorded[-1].status == Status.SKIP and "after 1 of 2 runs" in recorded[-1].message
+    finish_point(v, point(2))
+    assert recorded[-1].status == Status.PASS and recorded[-1].figures["repeats"] == 2

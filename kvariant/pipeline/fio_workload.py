@@ -192,9 +192,9 @@ def finish_point(v: "VariantRun", p: Point) -> None:
     the guest's end cut short is kept as skipped, with the runs it had."""
     cfg = v.config.fio
     guests = len(set(p.boots))
+    if p.going and v.gone and not p.runs:
+        return  # skipped with the others (skip_missing), naming the reason
     if p.going and v.gone and len(p.runs) != guests * cfg.repeat:
-        if not p.runs:
-            return  # skipped with the others (skip_missing), naming the reason
         p.stage.status = Status.SKIP
         p.stage.message = f"skipped after {len(p.runs)} of {cfg.repeat * cfg.boots} runs: {v.gone}"
     if p.going and cfg.contention:  # after the measured runs: tracing costs IOPS
