@@ -20,7 +20,7 @@ def test_default_pipeline(tmp_path):
     cfg = config.load(PROJECT / "pipeline.toml")
     text = (PROJECT / "pipeline.toml").read_text()
     text = text.replace('"vmconfigs/', f'"{PROJECT}/vmconfigs/').replace('"patches/', f'"{PROJECT}/patches/')
-    for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"256M"'), ("repeat", "2"),
+    for key, value in (("runtime", "3"), ("ramp_time", "1"), ("size", '"64M"'), ("repeat", "2"),
                        ("numjobs", "[2]")):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
     text = text.replace("\nrepeat = 2\n", "\nrepeat = 2\nboots = 2\n")  # two guests measure fio
