@@ -123,16 +123,22 @@ def normalised_runs_change(a_target: Sequence[float], a_control: Sequence[float]
     a zero-width interval when no run differs."""
     la = [math.log(x) for x in normalise(a_target, a_control)]
     lb = [math.log(x) for x in normalise(b_target, b_control)]
+    return _welch_on_logs(la, lb, "runs",
+                          "normalised by the control run beside each run, Welch t on log ratios over runs")
+
+
+def _welch_on_logs(la: Sequence[float], lb: Sequence[float], level: str, method: str) -> Change:
+    """exp(mean(lb) - mean(la)) with Welch's t interval (Welch-Satterthwaite
+    df) on the two sides' log values; no interval with fewer than 2 a side."""
     d = statistics.fmean(lb) - statistics.fmean(la)
-    method = "normalised by the control run beside each run, Welch t on log ratios over runs"
     n = min(len(la), len(lb))
     if n < 2:
-        return log_interval(d, 0.0, None, n, "runs", method)
+        return log_interval(d, 0.0, None, n, level, method)
     va, vb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
     se2 = va + vb
     df = (se2 * se2 / (va * va / (len(la) - 1) + vb * vb / (len(lb) - 1)) if se2 > 0
           else float(len(la) + len(lb) - 2))
-    return log_interval(d, math.sqrt(se2), df, n, "runs", method)
+    return log_interval(d, math.sqrt(se2), df, n, level, method)
 
 
 def normalised_boots_change(a_target: Sequence[float], a_control: Sequence[float],
@@ -149,15 +155,6 @@ def normalised_boots_change(a_target: Sequence[float], a_control: Sequence[float
         logs = [math.log(x) for x in normalise(target, control)]
         return [statistics.fmean(g) for g in group_by(logs, boots)]
 
-    ga, gb = guests(a_target, a_control, a_boots), guests(b_target, b_control, b_boots)
-    d = statistics.fmean(gb) - statistics.fmean(ga)
-    method = ("normalised by the control run beside each run, Welch t on the guests' mean "
-              "log ratios")
-    n = min(len(ga), len(gb))
-    if n < 2:
-        return log_interval(d, 0.0, None, n, "boots", method)
-    va, vb = statistics.variance(ga) / len(ga), statistics.variance(gb) / len(gb)
-    se2 = va + vb
-    df = (se2 * se2 / (va * va / (len(ga) - 1) + vb * vb / (len(gb) - 1)) if se2 > 0
-          else float(len(ga) + len(gb) - 2))
-    return log_interval(d, math.sqrt(se2), df, n, "boots", method)
+    return _welch_on_logs(guests(a_target, a_control, a_boots), guests(b_target, b_control, b_boots),
+                          "boots", "normalised by the control run beside each run, Welch t on the "
+                          "guests' mean log ratios")
