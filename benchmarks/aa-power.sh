@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A/A and power from the same runs (benchmarks/aa-power.toml): the default
-# kernel twice (variants a and b: two boots of one kernel) and the
-# parallel-dio series, run K times.  Then `./pipeline.py calibrate` twice:
-# on a and b alone (A/A: every better/worse call is false), into
-# RESULTS-DIR/aa, and on all three (power: parallel-dio against the
+# kernel three times (variants a, b and c: three guests of one kernel) and
+# the parallel-dio series, run K times.  Then `./pipeline.py calibrate`
+# twice: on a, b and c alone (A/A: every better/worse call is false), into
+# RESULTS-DIR/aa, and on all four (power: parallel-dio against the
 # default kernel, every pair of boots), into RESULTS-DIR/power.  In one run
-# the A/A pair and the series are measured in the same hour, on the same
+# the A/A guests and the series are measured side by side, on the same
 # host, by the same method.
 #
 #   benchmarks/aa-power.sh [-k K] [-t FRACTION] [-n] [RESULTS-DIR]  (-h for help)
@@ -16,7 +16,7 @@ PREFIX=aap
 calibrations() {  # RESULTS THRESHOLD RUN...
     local results=$1 threshold=$2
     shift 2
-    show ./pipeline.py calibrate "$@" --threshold "$threshold" --variants a,b --out "$results/aa"
+    show ./pipeline.py calibrate "$@" --threshold "$threshold" --variants a,b,c --out "$results/aa"
     show ./pipeline.py calibrate "$@" --threshold "$threshold" --out "$results/power"
 }
 

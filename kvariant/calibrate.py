@@ -49,7 +49,7 @@ from .calibration import Rate, rate
 from .errors import ConfigError
 from .comparison import CONTROL_TARGET
 from .model import Status, VariantResult
-from .paired import normalise, normalised_runs_change
+from .paired import normalise, normalised_change, normalised_runs_change, paired_change
 from .summary import RunSummary, describe_differences, point_runs
 from .twolevel import (boots_needed, change_verdict, optimal_runs, ratio_of_means,
                        variance_components)
@@ -73,6 +73,15 @@ class Boot:
     boot_seconds: float | None  # the boot and storage stages
     # the control's runs beside these (interleaved rounds; compare._attach_controls)
     control: tuple[float, ...] | None = None
+    # guests up together: "RUNID:variants" and the round of each run (compare pairs by round)
+    cohort: str | None = None
+    rounds: tuple[int, ...] | None = None
+    p99: tuple[float, ...] | None = None  # each run's 99th percentile completion latency (us)
+
+    def pairs_with(self, other: "Boot") -> bool:
+        """Whether this boot's runs and *other*'s were taken round by round
+        beside each other (guests up together)."""
+        return self.cohort is not None and self.cohort == other.cohort and self.rounds == other.rounds
 
     @property
     def label(self) -> str:
@@ -136,6 +145,9 @@ class PointCalibration:
     twolevel: Calls
     normalised: Calls | None = None  # pairs of boots that both have control runs
     noise_normalised: tuple[Noise, ...] = ()  # the components of the normalised runs
+    paired: Calls | None = None  # pairs of boots up together, paired by round
+    paired_normalised: Calls | None = None  # the same, normalised by the control
+    paired_p99: Calls | None = None  # the same pairs judged on p99 latency (a second signal)
 
     @property
     def label(self) -> str:
@@ -155,6 +167,9 @@ class Calibration:
     setup_differences: tuple[str, ...]
     forced: bool
     normalised: Calls | None = None
+    paired: Calls | None = None
+    paired_normalised: Calls | None = None
+    paired_p99: Calls | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,9 +229,24 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
                 label = f"{run.run_id}:{v.name}"
                 boot = Boot(run.run_id, v.name, kernel_of[label], xs,
                             s.seconds / len(xs) if s.seconds > 0 else None, boot_s,
-                            _control(key, s, measured))
+                            _control(key, s, measured), *_rounds(run.run_id, s, len(xs)),
+                            _p99(s, len(xs)))
                 points.setdefault(key, []).extend(_guests(boot, s.figures.get("iops_boots")))
     return points
+
+
+def _rounds(run_id: str, s, n: int) -> tuple[str | None, tuple[int, ...] | None]:
+    """The cohort and the rounds of a point measured by guests up together."""
+    rounds = s.figures.get("iops_rounds")
+    if not s.figures.get("together") or not isinstance(rounds, list) or len(rounds) != n:
+        return None, None
+    return f"{run_id}:{s.figures['together']}", tuple(int(x) for x in rounds)
+
+
+def _p99(s, n: int) -> tuple[float, ...] | None:
+    xs = s.figures.get("clat_p99_us_runs")
+    ok = isinstance(xs, list) and len(xs) == n and all(isinstance(x, (int, float)) and x > 0 for x in xs)
+    return tuple(float(x) for x in xs) if ok else None
 
 
 def _guests(boot: Boot, guests) -> list[Boot]:
@@ -229,7 +259,10 @@ def _guests(boot: Boot, guests) -> list[Boot]:
         keep = [i for i, x in enumerate(guests) if x == g]
         out.append(dataclasses.replace(
             boot, variant=f"{boot.variant}#{int(g)}", runs=tuple(boot.runs[i] for i in keep),
-            control=None if boot.control is None else tuple(boot.control[i] for i in keep)))
+            control=None if boot.control is None else tuple(boot.control[i] for i in keep),
+            cohort=None if boot.cohort is None else f"{boot.cohort}#{int(g)}",
+            rounds=None if boot.rounds is None else tuple(boot.rounds[i] for i in keep),
+            p99=None if boot.p99 is None else tuple(boot.p99[i] for i in keep)))
     return out
 
 
@@ -322,21 +355,34 @@ def calls(method: str, judged: Sequence[tuple[str, float | None]]) -> Calls | No
 TODAY = "Welch on raw runs"
 TWOLEVEL = "ratio of means, twolevel (each run a unit)"
 NORMALISED = "normalised by the control beside each run (compare's, interleaved rounds)"
+PAIRED = "paired by round, guests up together (compare's default)"
+PAIRED_NORMALISED = "paired by round and normalised by the control (guests up together)"
+PAIRED_P99 = "p99 latency, paired by round (guests up together; better: lower)"
 
 
 def _point(key: tuple[str, str, int], boots: list[Boot], kernels: Sequence[Kernel], mode: str,
-           threshold: float) -> tuple[PointCalibration | None, list, list]:
+           threshold: float) -> tuple[PointCalibration | None, dict[str, list]]:
+    """One point's calibration and the verdicts of each method over its
+    pairs of boots (method -> [(word, half-width)])."""
     pairs = pairs_of(boots, kernels, mode)
     judged = [pair_verdicts(a, b, threshold) for a, b in pairs]
-    today, two = [j[0] for j in judged], [j[1] for j in judged]
-    norm = [normalised_verdict(a, b, threshold) for a, b in pairs
-            if a.control is not None and b.control is not None]
+    together = [(a, b) for a, b in pairs if a.pairs_with(b)]
+    verdicts = {
+        TODAY: [j[0] for j in judged], TWOLEVEL: [j[1] for j in judged],
+        NORMALISED: [normalised_verdict(a, b, threshold) for a, b in pairs
+                     if a.control is not None and b.control is not None],
+        PAIRED: [paired_verdict(a, b, threshold, False) for a, b in together],
+        PAIRED_NORMALISED: [paired_verdict(a, b, threshold, True) for a, b in together
+                            if a.control is not None and b.control is not None],
+        PAIRED_P99: [latency_verdict(a, b, threshold) for a, b in together
+                     if a.p99 is not None and b.p99 is not None]}
     if not judged:
-        return None, today, two, norm
+        return None, verdicts
     with_control = [b.normalised() for b in boots if b.control is not None]
-    return PointCalibration(*key, _noise_by_kernel(boots, kernels), len(judged), calls(TODAY, today),
-                            calls(TWOLEVEL, two), calls(NORMALISED, norm),
-                            _noise_by_kernel(with_control, kernels)), today, two, norm
+    v = {m: calls(m, j) for m, j in verdicts.items()}
+    return PointCalibration(*key, _noise_by_kernel(boots, kernels), len(judged), v[TODAY], v[TWOLEVEL],
+                            v[NORMALISED], _noise_by_kernel(with_control, kernels), v[PAIRED],
+                            v[PAIRED_NORMALISED], v[PAIRED_P99]), verdicts
 
 
 def _noise_by_kernel(boots: Sequence[Boot], kernels: Sequence[Kernel]) -> tuple[Noise, ...]:
@@ -348,6 +394,22 @@ def normalised_verdict(a: Boot, b: Boot, threshold: float) -> tuple[str, float |
     """B against A as compare judges points measured in interleaved rounds:
     each run normalised by its control neighbour (paired.normalised_runs_change)."""
     c = normalised_runs_change(a.runs, a.control, b.runs, b.control)
+    return change_verdict(c, threshold)[0], c.half_width_pct
+
+
+def paired_verdict(a: Boot, b: Boot, threshold: float, normalised: bool) -> tuple[str, float | None]:
+    """B against A as compare judges guests up together: pair by round
+    (paired.paired_change), *normalised* by the control runs beside them
+    (paired.normalised_change)."""
+    c = (normalised_change(a.runs, a.control, b.runs, b.control) if normalised
+         else paired_change(a.runs, b.runs))
+    return change_verdict(c, threshold)[0], c.half_width_pct
+
+
+def latency_verdict(a: Boot, b: Boot, threshold: float) -> tuple[str, float | None]:
+    """B against A on the runs' p99 completion latency, paired by round:
+    the change of 1 / p99, so that better means lower latency, as for IOPS."""
+    c = paired_change([1 / x for x in a.p99], [1 / x for x in b.p99])
     return change_verdict(c, threshold)[0], c.half_width_pct
 
 
@@ -409,12 +471,11 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
                      f"{kernels[0].label} ({kernels[0].commit[:12]}); their commits differ, so this "
                      "is a power calibration, not A/A.")
     kernel_of = {label: k.label for k in kernels for label in k.variants}
-    points, today, two, norm = [], [], [], []
+    points, judged = [], {}
     for key, boots in boots_of(runs, kernel_of).items():
-        p, t, w, n = _point(key, boots, kernels, mode, threshold)
-        today += t
-        two += w
-        norm += n
+        p, verdicts = _point(key, boots, kernels, mode, threshold)
+        for method, words in verdicts.items():
+            judged.setdefault(method, []).extend(words)
         if p is not None:
             points.append(p)
     if not points:
@@ -422,5 +483,7 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
     if diffs:
         notes.append("The runs' setups differ; calibrated across them with --force.")
     return Calibration(mode, threshold, tuple(r.run_id for r in runs), tuple(kernels), tuple(points),
-                       calls(TODAY, today), calls(TWOLEVEL, two), tuple(notes), tuple(diffs), bool(diffs),
-                       calls(NORMALISED, norm))
+                       *(calls(m, judged.get(m, [])) for m in (TODAY, TWOLEVEL)), tuple(notes),
+                       tuple(diffs), bool(diffs),
+                       *(calls(m, judged.get(m, [])) for m in (NORMALISED, PAIRED, PAIRED_NORMALISED,
+                                                               PAIRED_P99)))

@@ -14,11 +14,12 @@ import re
 from pathlib import Path
 
 from . import stats, summary
-from .comparison import (BOOTS, CONTROL_TARGET, IN_RUN, NORMALISED, NORMALISED_BOOTS, REFERENCE,
-                         SAME_NAME, WELCH,
+from .comparison import (BOOTS, CONTROL_TARGET, IN_RUN, NORMALISED, NORMALISED_BOOTS, PAIRED,
+                         PAIRED_NORMALISED, REFERENCE, SAME_NAME, WELCH,
                          Comparison, FailedCase, FioPoint, Pair, Patch, PatchChange, PointDelta,
                          Revised, RunInfo, StatusChange, Variant, XfstestsDelta)
-from .paired import group_by, normalised_boots_change, normalised_runs_change
+from .paired import (group_by, normalised_boots_change, normalised_change, normalised_runs_change,
+                     paired_change)
 from .twolevel import ratio_of_means
 from .summary import RunSummary, point_runs
 from . import tally
@@ -70,10 +71,12 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False) -> list[FioPoint]:
+def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False,
+            run_of: dict[str, str] | None = None) -> list[FioPoint]:
     """The fio points of the variants; a FUSE point gets its control's runs
     (to be judged normalised) where both were measured in rounds and the
-    run asked for it (``[fio] normalise``) or *normalise*."""
+    run asked for it (``[fio] normalise``) or *normalise*; a point measured
+    by guests up together gets its rounds (*run_of*: label -> run id)."""
     found: dict[tuple[str, str, int], FioPoint] = {}
     interleaved: set[tuple[str, str, str, int]] = set()  # (label, target, job, numjobs)
     for label, r in labelled:
@@ -90,6 +93,11 @@ def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False) 
             guests = s.figures.get("iops_boots")
             if isinstance(guests, list) and len(guests) == p.samples[label].n and len(set(guests)) > 1:
                 p.boots[label] = tuple(int(g) for g in guests)
+            rounds = s.figures.get("iops_rounds")
+            if (s.figures.get("together") and isinstance(rounds, list)
+                    and len(rounds) == p.samples[label].n):
+                cohort = f"{(run_of or {}).get(label, '')}:{s.figures['together']}"
+                p.rounds[label] = (cohort, tuple(int(x) for x in rounds))
             p.status[label] = s.status.value
             waits = {k: float(v) for k, v in s.figures.items() if CONTENTION.match(k)}
             if waits:
@@ -283,7 +291,7 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     ref = _reference(reference, variants)
     pairs = _pairs(ref, variants)
     results = [(label, r) for label, _, r in labelled]
-    points = _points(results, normalise)
+    points = _points(results, normalise, {label: run.run_id for label, run, _ in labelled})
     settings = {r.run_id: r.setup for r in runs}
     _judge(points, pairs, threshold, force, {v.label: settings[v.run_id] for v in variants})
     counts, deltas = _xfstests_compared(results, pairs)
@@ -328,13 +336,19 @@ def _judge(points: list[FioPoint], pairs: list[Pair], threshold: float, force: b
 
 
 def _difference(p: FioPoint, a: str, b: str) -> tuple[stats.Difference, str]:
-    """B against A at point *p*: normalised by the control's runs beside
-    them where both sides have them (paired.normalised_runs_change), else
-    Welch's t on the raw runs."""
+    """B against A at point *p*.  Runs of guests up together are paired by
+    round (normalised by the control's runs beside them where both sides
+    have them); else, normalised with the guests or runs as units, the
+    guests' means, or Welch's t on the raw runs."""
     sa, sb = p.samples[a], p.samples[b]
     ca, cb = p.control_runs.get(a), p.control_runs.get(b)
     ga, gb = p.boots.get(a), p.boots.get(b)
-    if ca is not None and cb is not None and ga and gb:
+    blocks = ga if ga and ga == gb else None  # guest k of A was up beside guest k of B
+    if p.paired(a, b) and ca is not None and cb is not None:
+        c, method = normalised_change(sa.runs, ca, sb.runs, cb, blocks), PAIRED_NORMALISED
+    elif p.paired(a, b):
+        c, method = paired_change(sa.runs, sb.runs, blocks), PAIRED
+    elif ca is not None and cb is not None and ga and gb:
         c, method = normalised_boots_change(sa.runs, ca, ga, sb.runs, cb, gb), NORMALISED_BOOTS
     elif ca is not None and cb is not None:
         c, method = normalised_runs_change(sa.runs, ca, sb.runs, cb), NORMALISED

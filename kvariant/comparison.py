@@ -104,6 +104,8 @@ WELCH = "Welch t on runs"
 NORMALISED = "normalised by the control run beside each run"
 NORMALISED_BOOTS = "normalised by the control run beside each run, guests as the units"
 BOOTS = "ratio of the guests' means, guests as the units"
+PAIRED = "paired by round (guests up together), t on log ratios"
+PAIRED_NORMALISED = "normalised by the control run, paired by round (guests up together), t on log ratios"
 
 
 @dataclasses.dataclass
@@ -147,6 +149,14 @@ class FioPoint:
     control_runs: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
     # label -> the guest of each run (1, 2, ...), when a variant measured in several ([fio] boots)
     boots: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    # label -> (the guests measured together, in which run; the round of each run)
+    rounds: dict[str, tuple[str, tuple[int, ...]]] = dataclasses.field(default_factory=dict)
+
+    def paired(self, a: str, b: str) -> bool:
+        """Whether A's and B's runs were taken beside each other, round by
+        round, by guests up together (the same cohort, the same rounds)."""
+        ra, rb = self.rounds.get(a), self.rounds.get(b)
+        return ra is not None and ra == rb
 
     @property
     def testcase(self) -> str:
@@ -164,7 +174,8 @@ class FioPoint:
                 "contention": {k: dict(v) for k, v in self.contention.items()},
                 "host": {k: dict(v) for k, v in self.host.items()},
                 "control_runs": {k: list(v) for k, v in self.control_runs.items()},
-                "boots": {k: list(v) for k, v in self.boots.items()}}
+                "boots": {k: list(v) for k, v in self.boots.items()},
+                "rounds": {k: [c, list(r)] for k, (c, r) in self.rounds.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FioPoint":
@@ -175,7 +186,8 @@ class FioPoint:
                    contention={k: dict(v) for k, v in d.get("contention", {}).items()},
                    host={k: dict(v) for k, v in d.get("host", {}).items()},
                    control_runs={k: tuple(v) for k, v in d.get("control_runs", {}).items()},
-                   boots={k: tuple(v) for k, v in d.get("boots", {}).items()})
+                   boots={k: tuple(v) for k, v in d.get("boots", {}).items()},
+                   rounds={k: (str(v[0]), tuple(v[1])) for k, v in d.get("rounds", {}).items()})
 
 
 @dataclasses.dataclass

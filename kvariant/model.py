@@ -9,7 +9,9 @@ from typing import Any
 
 from .testcase import TestcaseId
 
-REPEATS = ("iops_runs", "iops_boots", "host_steal_pct_runs", "host_busy_pct_runs")  # figures that are lists of numbers, on disk "25240,15800,21382"
+# figures that are lists of numbers, on disk "25240,15800,21382"
+REPEATS = ("iops_runs", "iops_boots", "iops_rounds", "clat_p99_us_runs", "host_steal_pct_runs",
+           "host_busy_pct_runs")
 
 
 class Status(str, enum.Enum):

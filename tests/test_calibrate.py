@@ -327,12 +327,12 @@ def test_aa_power_script_calibrates_the_pair_and_the_series(tmp_path):
     args = [parser().parse_args(c[1:]) for c in commands]
     assert [a.command for a in args] == ["run", "run", "calibrate", "calibrate"]
     results = tmp_path / "out"
-    assert args[2].variants == ["a", "b"] and args[2].out == results / "aa"
+    assert args[2].variants == ["a", "b", "c"] and args[2].out == results / "aa"
     assert args[3].variants is None and args[3].out == results / "power"
     assert args[2].runs == args[3].runs == [f"{results}/aap-1", f"{results}/aap-2"]
     cfg = config_mod.load(PROJECT / "benchmarks/aa-power.toml")
     assert [(v.name, bool(v.patches)) for v in cfg.variants] == [
-        ("a", False), ("b", False), ("parallel-dio", True)]
+        ("a", False), ("b", False), ("c", False), ("parallel-dio", True)]
     default = config_mod.load(PROJECT / "pipeline.toml")
     assert dataclasses.replace(cfg.fio, numjobs=default.fio.numjobs) == default.fio
 
@@ -357,3 +357,34 @@ def test_each_guest_of_a_variant_is_a_boot(tmp_path):
     c = cal.calibrate(load(write_run(tmp_path, "g", vs)))
     assert c.kernels[0].variants == ("g:a", "g:b") and c.points[0].pairs == 6
     assert c.points[0].noise[0].boots == 4 and c.points[0].noise[0].boot_cv > 0.05
+
+
+def test_guests_up_together_are_calibrated_paired_by_round(tmp_path):
+    """Two runs of a and b measured together: the paired verdict is given
+    for the two pairs within a run, not for the pairs across runs; each
+    pair's rounds swing together, so the paired calls are none where the
+    raw runs are too noisy to tell either."""
+    def run(name, shift):
+        vs = [variant(v, A_COMMIT, {POINT: [x * k for x in (100, 150, 80)]})
+              for v, k in (("a", shift), ("b", shift * 1.01))]
+        for v in vs:
+            v.stages[-1].figures.update(together="a,b", iops_rounds=[1, 2, 3])
+        return write_run(tmp_path, name, vs)
+
+    c = cal.calibrate(load(run("r1", 1.0), run("r2", 1.3)))
+    p = c.points[0]
+    assert p.pairs == 6 and p.paired.called.n == 2 and p.paired.called.k == 0
+    assert p.paired.median_half_width_pct < 5
+    assert c.paired.method == cal.PAIRED and c.paired_normalised is None
+    assert cal.calibrate(load(run("r3", 1.0))).points[0].paired.called.n == 1
+
+
+def test_p99_latency_is_a_second_paired_signal(tmp_path):
+    """b's runs have a quarter of a's p99 latency, round by round: called
+    better on latency, in every pair of guests up together."""
+    vs = [variant(v, A_COMMIT, {POINT: [100, 101, 99]}) for v in "ab"]
+    for v, p99 in zip(vs, ([170_000, 180_000, 160_000], [41_000, 46_000, 39_000])):
+        v.stages[-1].figures.update(together="a,b", iops_rounds=[1, 2, 3], clat_p99_us_runs=p99)
+    c = cal.calibrate(load(write_run(tmp_path, "lat", vs)))
+    assert c.paired_p99.method == cal.PAIRED_P99
+    assert (c.paired_p99.better.k, c.paired_p99.called.n) == (1, 1)

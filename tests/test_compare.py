@@ -338,12 +338,14 @@ def test_the_host_while_measuring_is_in_the_report(tmp_path):
     assert all(not p.host for p in compare_runs([load_run(RUN_A)]).points)  # older runs: none
 
 
-def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True, normalise=True):
+def _interleaved_run(tmp_path, runs: dict[tuple[str, str], list[int]], mark=True, normalise=True,
+                     run_id=None):
     """RUN_A with the given runs per (variant, point), its fio points marked
     as measured in interleaved rounds (and as a run of [fio] normalise)."""
     run = tmp_path / "run"
     shutil.copytree(RUN_A, run)
     d = json.loads((run / "summary.json").read_text())
+    d["run_id"] = run_id or d["run_id"]
     for v in d["variants"]:
         for s in v["stages"]:
             if (v["name"], s["name"]) in runs:
@@ -439,3 +441,52 @@ def test_normalising_is_asked_for_by_the_run_or_by_compare(tmp_path):
     methods = {d["method"] for x in json.loads((out / "report.json").read_text())["fio"]
                for d in x["deltas"] if x["target"] == "fuse-passthrough" and x["numjobs"] == 2}
     assert methods == {"normalised by the control run beside each run"}
+
+
+def _together(run, rounds=(1, 2, 3), names="baseline,parallel-dio"):
+    for v in run.variants:
+        for s in v.stages:
+            if s.name.startswith("fio/") and s.figures.get("iops") is not None:
+                s.figures["together"] = names
+                s.figures["iops_rounds"] = list(rounds)
+    return run
+
+
+def test_guests_up_together_are_paired_by_round(tmp_path):
+    """Both variants' runs swing round by round (a drift of the host): the
+    change of each pair is the same 1.3, so the paired interval is narrow
+    and says better, where Welch on the same runs cannot tell; normalised
+    pairing when the run asked for it; never paired across two runs."""
+    fp = "fio/fuse-passthrough/randwrite-4k-nj2"
+    runs = {("baseline", fp): [10_000, 20_000, 14_000],
+            ("parallel-dio", fp): [13_100, 25_900, 18_300]}
+    c = compare_runs([_together(_interleaved_run(tmp_path, runs, normalise=False))])
+    point = next(p for p in c.points if (p.target, p.numjobs) == ("fuse-passthrough", 2))
+    d = point.delta("baseline", "parallel-dio")
+    assert d.method == "paired by round (guests up together), t on log ratios"
+    assert d.verdict == "better" and d.difference.change_pct == pytest.approx(30.0, abs=0.5)
+    assert d.difference.df == 2
+    assert point.rounds["baseline"] == (f"{c.runs[0].run_id}:baseline,parallel-dio", (1, 2, 3))
+    welch = compare_runs([_interleaved_run(tmp_path / "w", runs, normalise=False)])
+    d = next(p for p in welch.points if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta(
+        "baseline", "parallel-dio")
+    assert d.method == "Welch t on runs" and d.verdict == "inconclusive"
+    norm = compare_runs([_together(_interleaved_run(tmp_path / "n", runs))])
+    d = next(p for p in norm.points if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta(
+        "baseline", "parallel-dio")
+    assert d.method == "normalised by the control run, paired by round (guests up together), t on log ratios"
+    # rounds that differ (one variant lost a run) are not paired
+    odd = _together(_interleaved_run(tmp_path / "o", runs, normalise=False))
+    for s in odd.variants[1].stages:
+        if s.name == fp:
+            s.figures["iops_rounds"] = [1, 2, 4]
+    d = next(p for p in compare_runs([odd]).points if (p.target, p.numjobs) == ("fuse-passthrough", 2)
+             ).delta("baseline", "parallel-dio")
+    assert d.method == "Welch t on runs"
+    # two runs, each measured together: across them nothing is paired
+    other = _together(_interleaved_run(tmp_path / "x", runs, normalise=False, run_id="20261122-000000"))
+    both = compare_runs([_together(_interleaved_run(tmp_path / "y", runs, normalise=False)), other])
+    across = [d for p in both.points for d in p.deltas if d.a.split(":")[0] != d.b.split(":")[0]]
+    assert across and all(not d.method.startswith("paired") for d in across)
+    again = Comparison.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.points[1].rounds == c.points[1].rounds

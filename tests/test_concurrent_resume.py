@@ -85,7 +85,11 @@ def test_two_runs_at_once_do_not_collide(reference):
 
 
 def test_killed_run_resumed_ends_as_an_uninterrupted_one(reference):
-    results, conf = reference["results"], reference["conf"]
+    """One variant after the other ([fio] together = false), so that the
+    cut falls between a variant that ended and one that had not."""
+    results = reference["results"]
+    conf = reference["conf"].with_name("one-by-one.toml")
+    conf.write_text(CONFIG.replace("runtime = 3\n", "runtime = 3\ntogether = false\n"))
     run_dir = results / "killed"
     p = pipeline("--config", str(conf), "--run-id", "killed")
     deadline = time.monotonic() + 1800

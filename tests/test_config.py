@@ -42,6 +42,7 @@ def test_good_config_and_defaults(cfgdir, small_tree):
     assert (c.vm.cpus, c.vm.memory, c.vm.accel) == (2, "4G", "auto")
     assert (c.null_blk.gb, c.null_blk.bs) == (4, 4096)
     assert c.fio.numjobs == (1, 2) and c.fio.iodepth == 64
+    assert c.fio.together and not c.fio.normalise
 
 
 BAD = [
@@ -54,6 +55,7 @@ BAD = [
     ('[fio]\nnumjobs = [1, "x"]\n', "fio.numjobs", "whole numbers in 1..256"),
     ('[fio]\ntargets = ["ext4"]\n', "fio.targets[0]", "one of"),
     ('[fio]\nruntime = "ten"\n', "fio.runtime", "duration"),
+    ('[fio]\ntogether = "yes"\n', "fio.together", "true or false"),
     ('[timeouts]\nboot = "forever"\n', "timeouts.boot", "duration"),
     ('[vmm]\n', "vmm", "unknown section"),
 ]

@@ -63,6 +63,13 @@ def test_rounds_alternate_the_targets():
     assert names == ["fuse-passthrough", "xfs"]  # not reversed in place
 
 
+def test_rounds_alternate_the_variants():
+    from kvariant.pipeline.fio_workload import variant_order
+    vs = ["a", "b", "c"]
+    assert [variant_order(vs, r) for r in (1, 2, 3)] == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"]]
+    assert vs == ["a", "b", "c"]
+
+
 def test_witness_counts_add_up_over_runs():
     from kvariant.pipeline.fio_workload import add_counters
     one = {"server_write_requests": 0, "passthrough_opens_granted": 2, "fuse_protocol": "7.40",

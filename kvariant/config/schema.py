@@ -87,6 +87,7 @@ class FioConfig:
     repeat: int = 1  # rounds in each guest
     boots: int = 1  # guests per variant that measure fio, one after the other
     normalise: bool = False  # FUSE verdicts on runs divided by the xfs run beside them
+    together: bool = True  # the variants' guests up at once, their runs alternating
     contention: bool = False  # one short traced run per point: who waited on which lock
 
     def __post_init__(self):

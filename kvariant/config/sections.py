@@ -128,6 +128,7 @@ def read_fio(path: Path, table: dict, null_blk: NullBlkConfig) -> FioConfig:
         repeat=take_whole(r, "repeat", d.repeat),
         boots=take_whole(r, "boots", d.boots),
         normalise=r.take("normalise", d.normalise, bool, "true or false"),
+        together=r.take("together", d.together, bool, "true or false"),
         contention=r.take("contention", d.contention, bool, "true or false"),
     )
     r.done()

@@ -1,7 +1,8 @@
-"""The fio workload of a variant: each target's set-up and prefill (a
-testcase of their own when they go wrong), then its points measured in
-interleaved rounds (every point once per round, each target beside the
-others), each point checked and recorded when the rounds end."""
+"""The fio workload of a variant, or of variants whose guests are up
+together: each target's set-up and prefill (a testcase of their own when
+they go wrong), then the points measured in interleaved rounds (every
+point once per round, each variant beside the others, each target beside
+its control), each point checked and recorded when the rounds end."""
 
 from __future__ import annotations
 
@@ -35,7 +36,11 @@ class FioWorkload:
                 for t in config.fio.targets for n in config.fio.numjobs]
 
     def run(self, v: "VariantRun") -> None:
-        run_fio(v)
+        run_fio([v])
+
+    def run_together(self, vs: list["VariantRun"]) -> None:
+        """The variants' guests are up at once: their runs alternate."""
+        run_fio(vs)
 
 
 @dataclasses.dataclass
@@ -50,6 +55,7 @@ class Point:
     stage: StageResult
     runs: list = dataclasses.field(default_factory=list)
     boots: list = dataclasses.field(default_factory=list)  # the guest of each run: 1, 2, ...
+    rounds: list = dataclasses.field(default_factory=list)  # the round of each run, over the guests
     host: list = dataclasses.field(default_factory=list)
     counters: dict = dataclasses.field(default_factory=dict)
 
@@ -66,31 +72,42 @@ def round_order(names: list, rnd: int) -> list:
     return list(names) if rnd % 2 else list(reversed(names))
 
 
-def run_fio(v: "VariantRun") -> None:
-    """In each of ``boots`` guests (the variant's own, then new ones):
-    every target is set up and prefilled first; then the points are
-    measured in ``repeat`` rounds, and in each round every numjobs runs
-    once on every target, one target beside the other: a burst of the host
-    hits a target and its control (raw XFS) alike.  The points are
-    recorded when the last guest is done."""
-    cfg = v.config.fio
-    points: dict = {}
+def run_fio(vs: list["VariantRun"]) -> None:
+    """The fio points of the variants *vs*, whose guests are up together
+    (one variant: its own guest alone).  In each of ``boots`` guests a
+    variant has (its own, then new ones): every target is set up and
+    prefilled first; then the points are measured in ``repeat`` rounds,
+    and in each round every numjobs runs once on every target of every
+    variant, the variants one beside the other and in turn first (A B, B
+    A, ...), each variant's targets beside each other: a burst or a drift
+    of the host hits the variants compared, and a target and its control
+    (raw XFS), alike.  The points are recorded when the last guest is
+    done."""
+    cfg = vs[0].config.fio
+    points: dict = {v: {} for v in vs}
+    ended: set = set()  # variants whose guests are done with (gone, or a reboot failed)
     for boot in range(1, cfg.boots + 1):
-        if v.gone or (boot > 1 and not (points and reboot(v, boot))):
-            break
-        targets: list = []
+        targets: dict = {v: [] for v in vs}
         try:
-            for name in cfg.targets:
-                if v.gone:
-                    break
-                set_up(v, name, boot, points, targets)
-            going = {k: p for k, p in points.items() if p.going}
-            if going and not v.gone:
-                measure_rounds(v, going, boot)
+            for v in vs:
+                if v in ended or v.gone or (boot > 1 and not (points[v] and reboot(v, boot))):
+                    ended.add(v)
+                    continue
+                for name in cfg.targets:
+                    if v.gone:
+                        break
+                    set_up(v, name, boot, points[v], targets[v])
+            going = {v: g for v in vs if v not in ended and not v.gone
+                     for g in [{k: p for k, p in points[v].items() if p.going}] if g}
+            if going:
+                measure_rounds(going, boot)
         finally:
-            stop_targets(v, targets)
-    for p in points.values():
-        finish_point(v, p)
+            for v in vs:
+                stop_targets(v, targets[v])
+    together = ",".join(v.variant.name for v in vs) if len(vs) > 1 else ""
+    for v in vs:
+        for p in points[v].values():
+            finish_point(v, p, together)
 
 
 def set_up(v: "VariantRun", name: str, boot: int, points: dict, targets: list) -> None:
@@ -144,19 +161,30 @@ def reboot(v: "VariantRun", boot: int) -> bool:
     return True
 
 
-def measure_rounds(v: "VariantRun", points: dict, boot: int = 1) -> None:
-    cfg = v.config.fio
-    names = list(dict.fromkeys(t for t, _ in points))
-    with measuring_alone(*(p.stage for p in points.values())):
-        ours = hoststate.our_guest(v.vm.name)  # its qemu stays the same over the rounds
+def variant_order(vs: list, rnd: int) -> list:
+    """The variants in round *rnd* (1-based): as configured in odd rounds,
+    reversed in even ones, so that none is always measured first."""
+    return list(vs) if rnd % 2 else list(reversed(vs))
+
+
+def measure_rounds(going: dict, boot: int = 1) -> None:
+    """The rounds of guest *boot* over *going* (variant -> its points
+    still measured): in each round, each numjobs, each variant in turn,
+    each of its targets."""
+    vs = list(going)
+    cfg = vs[0].config.fio
+    with measuring_alone(*(p.stage for g in going.values() for p in g.values())):
+        ours = frozenset().union(*(hoststate.our_guest(v.vm.name) for v in vs))  # the cohort's qemus
         for rnd in range(1, cfg.repeat + 1):
             for n in cfg.numjobs:
-                for name in round_order(names, rnd):
-                    p = points.get((name, n))
-                    if v.gone:
-                        break
-                    if p is not None and p.going:
-                        measure_run(v, p, rnd, ours, boot)
+                for v in variant_order(vs, rnd):
+                    names = list(dict.fromkeys(t for t, _ in going[v]))
+                    for name in round_order(names, rnd):
+                        p = going[v].get((name, n))
+                        if v.gone:
+                            break
+                        if p is not None and p.going:
+                            measure_run(v, p, rnd, ours, boot)
 
 
 def measure_run(v: "VariantRun", p: Point, rnd: int, ours, boot: int = 1) -> None:
@@ -170,6 +198,7 @@ def measure_run(v: "VariantRun", p: Point, rnd: int, ours, boot: int = 1) -> Non
         p.runs.append(fio.run_point(v.vm.guest, p.directory, cfg, p.numjobs,
                                     (boot - 1) * cfg.repeat + rnd, v.dir / "fio" / p.target.name, timeout))
         p.boots.append(boot)
+        p.rounds.append((boot - 1) * cfg.repeat + rnd)
         p.host.append(HostState.between(start, Sample.take(), ours=ours))
         counters, why = p.target.check(before, p.target.counters(v.vm.guest))
         p.counters = add_counters(p.counters, counters)
@@ -187,9 +216,12 @@ def add_counters(total: dict, more: dict) -> dict:
     return out
 
 
-def finish_point(v: "VariantRun", p: Point) -> None:
+def finish_point(v: "VariantRun", p: Point, together: str = "") -> None:
     """A point's figures over the runs it had, and its record.  A point
-    the guest's end cut short is kept as skipped, with the runs it had."""
+    the guest's end cut short is kept as skipped, with the runs it had.
+    *together*: the variants whose guests measured beside this one, in
+    the same rounds (figure ``together``, with ``iops_rounds``, the round
+    of each run: compare pairs the runs of two variants by round)."""
     cfg = v.config.fio
     guests = len(set(p.boots))
     if p.going and v.gone and not p.runs:
@@ -212,6 +244,9 @@ def finish_point(v: "VariantRun", p: Point) -> None:
             p.stage.figures["note"] = f"numjobs {p.numjobs} > {v.config.vm.cpus} vCPUs"
         if cfg.boots > 1:
             p.stage.figures["iops_boots"] = list(p.boots)
+        if together:
+            p.stage.figures["together"] = together
+            p.stage.figures["iops_rounds"] = list(p.rounds)
         if p.stage.status == Status.PASS:
             p.stage.message = f"{p.stage.figures['iops']:.0f} IOPS" + (
                 f" ({guests} guests)" if guests > 1 else "") + (
@@ -276,6 +311,7 @@ def summarize_runs(runs: list) -> dict:
         "iops_runs": [round(v) for v in iops],
         "bw_kib": round(statistics.median(r.bw_kib for r in runs), 1),
         "clat_p99_us": round(statistics.median(r.p99_us for r in runs), 1),
+        "clat_p99_us_runs": [round(r.p99_us, 1) for r in runs],
         "numjobs": first["numjobs"],
         "fio_version": first["fio_version"],
     }

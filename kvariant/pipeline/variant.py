@@ -53,37 +53,63 @@ class VariantRun:
         self.kernel_image: Path | None = None
         self.vm: VM | None = None
         self.gone = ""  # why the guest cannot be used any more, once it cannot
+        self.ended = False  # a stage failed: the rest is recorded as skipped
 
     # -- the variant ----------------------------------------------------
     def execute(self) -> None:
+        """The variant alone: its stages, its workloads, its guest torn
+        down on every path."""
+        try:
+            self.begin()
+            if self.run_stages(self.run.stages):
+                self.run_workloads(self.run.workloads)
+                self.finish()
+        except (KeyboardInterrupt, RunInterrupted):
+            self.mark_interrupted()
+            raise RunInterrupted() from None
+        finally:
+            self.teardown()
+
+    def begin(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if (self.dir / "console.log").exists():  # an interrupted run's, kept beside the new one
             n = len(list(self.dir.glob("console-interrupted*.log"))) + 1
             (self.dir / "console.log").rename(self.dir / f"console-interrupted{n}.log")
         self.result.info.base = self.config.kernel.base
         self.result.info.base_commit = self.config.kernel.base_commit
-        stages = self.run.stages
-        try:
-            for i, stage in enumerate(stages):
-                if not self.step(stage):
-                    why = self.gone or f"{stage.name} failed"
-                    self.skip_rest([s.name for s in stages[i + 1:]] + self.later_names(), f"skipped: {why}")
-                    if "boot" in [s.name for s in stages[:i]]:  # a failed boot's own message has the panic
-                        self.record_dmesg()
-                    return
-            for workload in self.run.workloads:
-                workload.run(self)
-                if self.gone:
-                    self.skip_missing(f"skipped: {self.gone}")
-                    break
-            self.record_dmesg()
-            self.result.info.complete = True
-            self.run.save()
-        except (KeyboardInterrupt, RunInterrupted):
-            self.mark_interrupted()
-            raise RunInterrupted() from None
-        finally:
-            self.teardown()
+
+    def run_stages(self, stages: tuple[Stage, ...], later: tuple[Stage, ...] = ()) -> bool:
+        """*stages* in order; True when all passed.  When one fails, the
+        stages after it, *later* ones (run after these) and the workloads'
+        testcases are skipped, naming why."""
+        for i, stage in enumerate(stages):
+            if not self.step(stage):
+                why = self.gone or f"{stage.name} failed"
+                rest = [s.name for s in (*stages[i + 1:], *later)]
+                self.skip_rest(rest + self.later_names(), f"skipped: {why}")
+                if stage.name != "boot" and self.booted:  # a failed boot's own message has the panic
+                    self.record_dmesg()
+                self.ended = True
+                return False
+        return True
+
+    @property
+    def booted(self) -> bool:
+        return any(s.name == "boot" and s.status == Status.PASS for s in self.result.stages)
+
+    def run_workloads(self, workloads: tuple[Workload, ...]) -> None:
+        for workload in workloads:
+            workload.run(self)
+            if self.gone:
+                break
+        if self.gone:
+            self.skip_missing(f"skipped: {self.gone}")
+
+    def finish(self) -> None:
+        """The kernel's verdict over the guest's life; the variant complete."""
+        self.record_dmesg()
+        self.result.info.complete = True
+        self.run.save()
 
     def step(self, stage: Stage) -> bool:
         """Run *stage* (after what comes before it); True when it passed."""

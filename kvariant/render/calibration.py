@@ -58,13 +58,18 @@ def call_rows(c: Calibration) -> list[list[str]]:
     together), or the rates of 'better' and of 'worse' (power)."""
     rows = []
     for p in c.points:
-        for calls_ in (x for x in (p.today, p.twolevel, p.normalised) if x is not None):
+        for calls_ in _methods(p):
             shown = [calls_.called] if c.mode == AA else [calls_.better, calls_.worse]
-            rows.append([p.label, calls_.method, str(p.pairs), *map(_rate, shown), _hw(calls_)])
+            rows.append([p.label, calls_.method, str(calls_.called.n), *map(_rate, shown), _hw(calls_)])
     if c.mode == AA:
-        rows += [["all points", x.method, str(x.called.n), _rate(x.called), _hw(x)]
-                 for x in (c.today, c.twolevel, c.normalised) if x is not None]
+        rows += [["all points", x.method, str(x.called.n), _rate(x.called), _hw(x)] for x in _methods(c)]
     return rows
+
+
+def _methods(x) -> list[Calls]:
+    """The verdicts a point (or the whole calibration) has, method by method."""
+    return [m for m in (x.today, x.twolevel, x.normalised, x.paired, x.paired_normalised, x.paired_p99)
+            if m is not None]
 
 
 def call_head(c: Calibration) -> list[str]:
