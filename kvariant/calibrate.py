@@ -77,6 +77,7 @@ class Boot:
     cohort: str | None = None
     rounds: tuple[int, ...] | None = None
     p99: tuple[float, ...] | None = None  # each run's 99th percentile completion latency (us)
+    steal: tuple[float, ...] | None = None  # the host's CPU steal time during each run (%)
 
     def pairs_with(self, other: "Boot") -> bool:
         """Whether this boot's runs and *other*'s were taken round by round
@@ -148,6 +149,7 @@ class PointCalibration:
     paired: Calls | None = None  # pairs of boots up together, paired by round
     paired_normalised: Calls | None = None  # the same, normalised by the control
     paired_p99: Calls | None = None  # the same pairs judged on p99 latency (a second signal)
+    paired_quiet: Calls | None = None  # the same pairs without the rounds measured in a burst
 
     @property
     def label(self) -> str:
@@ -170,6 +172,7 @@ class Calibration:
     paired: Calls | None = None
     paired_normalised: Calls | None = None
     paired_p99: Calls | None = None
+    paired_quiet: Calls | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -230,7 +233,8 @@ def boots_of(runs: Sequence[RunSummary], kernel_of: dict[str, str]) -> dict[tupl
                 boot = Boot(run.run_id, v.name, kernel_of[label], xs,
                             s.seconds / len(xs) if s.seconds > 0 else None, boot_s,
                             _control(key, s, measured), *_rounds(run.run_id, s, len(xs)),
-                            _p99(s, len(xs)))
+                            _per_run(s, "clat_p99_us_runs", len(xs)),
+                            _per_run(s, "host_steal_pct_runs", len(xs), low=0))
                 points.setdefault(key, []).extend(_guests(boot, s.figures.get("iops_boots")))
     return points
 
@@ -243,9 +247,10 @@ def _rounds(run_id: str, s, n: int) -> tuple[str | None, tuple[int, ...] | None]
     return f"{run_id}:{s.figures['together']}", tuple(int(x) for x in rounds)
 
 
-def _p99(s, n: int) -> tuple[float, ...] | None:
-    xs = s.figures.get("clat_p99_us_runs")
-    ok = isinstance(xs, list) and len(xs) == n and all(isinstance(x, (int, float)) and x > 0 for x in xs)
+def _per_run(s, figure: str, n: int, low: float = 1e-9) -> tuple[float, ...] | None:
+    """A figure with one number per run (each at least *low*), or None."""
+    xs = s.figures.get(figure)
+    ok = isinstance(xs, list) and len(xs) == n and all(isinstance(x, (int, float)) and x >= low for x in xs)
     return tuple(float(x) for x in xs) if ok else None
 
 
@@ -262,7 +267,8 @@ def _guests(boot: Boot, guests) -> list[Boot]:
             control=None if boot.control is None else tuple(boot.control[i] for i in keep),
             cohort=None if boot.cohort is None else f"{boot.cohort}#{int(g)}",
             rounds=None if boot.rounds is None else tuple(boot.rounds[i] for i in keep),
-            p99=None if boot.p99 is None else tuple(boot.p99[i] for i in keep)))
+            p99=None if boot.p99 is None else tuple(boot.p99[i] for i in keep),
+            steal=None if boot.steal is None else tuple(boot.steal[i] for i in keep)))
     return out
 
 
@@ -358,6 +364,8 @@ NORMALISED = "normalised by the control beside each run (compare's, interleaved 
 PAIRED = "paired by round, guests up together (compare's default)"
 PAIRED_NORMALISED = "paired by round and normalised by the control (guests up together)"
 PAIRED_P99 = "p99 latency, paired by round (guests up together; better: lower)"
+QUIET_STEAL_PCT = 10.0  # a run during which the host's steal time was above this was in a burst
+PAIRED_QUIET = f"paired by round, rounds with a run at > {QUIET_STEAL_PCT:g}% host steal left out"
 
 
 def _point(key: tuple[str, str, int], boots: list[Boot], kernels: Sequence[Kernel], mode: str,
@@ -375,14 +383,16 @@ def _point(key: tuple[str, str, int], boots: list[Boot], kernels: Sequence[Kerne
         PAIRED_NORMALISED: [paired_verdict(a, b, threshold, True) for a, b in together
                             if a.control is not None and b.control is not None],
         PAIRED_P99: [latency_verdict(a, b, threshold) for a, b in together
-                     if a.p99 is not None and b.p99 is not None]}
+                     if a.p99 is not None and b.p99 is not None],
+        PAIRED_QUIET: [v for a, b in together if a.steal is not None and b.steal is not None
+                       for v in [quiet_verdict(a, b, threshold)] if v is not None]}
     if not judged:
         return None, verdicts
     with_control = [b.normalised() for b in boots if b.control is not None]
     v = {m: calls(m, j) for m, j in verdicts.items()}
     return PointCalibration(*key, _noise_by_kernel(boots, kernels), len(judged), v[TODAY], v[TWOLEVEL],
                             v[NORMALISED], _noise_by_kernel(with_control, kernels), v[PAIRED],
-                            v[PAIRED_NORMALISED], v[PAIRED_P99]), verdicts
+                            v[PAIRED_NORMALISED], v[PAIRED_P99], v[PAIRED_QUIET]), verdicts
 
 
 def _noise_by_kernel(boots: Sequence[Boot], kernels: Sequence[Kernel]) -> tuple[Noise, ...]:
@@ -410,6 +420,17 @@ def latency_verdict(a: Boot, b: Boot, threshold: float) -> tuple[str, float | No
     """B against A on the runs' p99 completion latency, paired by round:
     the change of 1 / p99, so that better means lower latency, as for IOPS."""
     c = paired_change([1 / x for x in a.p99], [1 / x for x in b.p99])
+    return change_verdict(c, threshold)[0], c.half_width_pct
+
+
+def quiet_verdict(a: Boot, b: Boot, threshold: float) -> tuple[str, float | None] | None:
+    """B against A paired by round, leaving out each round in which either
+    run saw the host's steal time above QUIET_STEAL_PCT; None when fewer
+    than 2 rounds are left."""
+    keep = [i for i in range(len(a.runs)) if max(a.steal[i], b.steal[i]) <= QUIET_STEAL_PCT]
+    if len(keep) < 2:
+        return None
+    c = paired_change([a.runs[i] for i in keep], [b.runs[i] for i in keep])
     return change_verdict(c, threshold)[0], c.half_width_pct
 
 
@@ -486,4 +507,4 @@ def calibrate(runs: Sequence[RunSummary], threshold: float = stats.DEFAULT_THRES
                        *(calls(m, judged.get(m, [])) for m in (TODAY, TWOLEVEL)), tuple(notes),
                        tuple(diffs), bool(diffs),
                        *(calls(m, judged.get(m, [])) for m in (NORMALISED, PAIRED, PAIRED_NORMALISED,
-                                                               PAIRED_P99)))
+                                                               PAIRED_P99, PAIRED_QUIET)))

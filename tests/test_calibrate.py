@@ -388,3 +388,19 @@ def test_p99_latency_is_a_second_paired_signal(tmp_path):
     c = cal.calibrate(load(write_run(tmp_path, "lat", vs)))
     assert c.paired_p99.method == cal.PAIRED_P99
     assert (c.paired_p99.better.k, c.paired_p99.called.n) == (1, 1)
+
+
+def test_rounds_in_a_burst_can_be_left_out(tmp_path):
+    """Round 2 ran while the host's steal time was 30%: b's run then was
+    slow; without that round a and b agree; a pair with fewer than 2 quiet
+    rounds has no quiet verdict."""
+    vs = [variant("a", A_COMMIT, {POINT: [100, 100, 101, 99]}), variant("b", A_COMMIT, {POINT: [100, 40, 100, 100]})]
+    for v in vs:
+        v.stages[-1].figures.update(together="a,b", iops_rounds=[1, 2, 3, 4],
+                                    host_steal_pct_runs=[1.0, 30.0, 2.0, 0.5])
+    c = cal.calibrate(load(write_run(tmp_path, "burst", vs)))
+    assert c.paired_quiet.method == cal.PAIRED_QUIET and c.paired_quiet.called.k == 0
+    assert c.paired_quiet.median_half_width_pct < 5 < c.paired.median_half_width_pct
+    for v in vs:
+        v.stages[-1].figures["host_steal_pct_runs"] = [20.0, 30.0, 2.0, 40.0]
+    assert cal.calibrate(load(write_run(tmp_path, "loud", vs))).paired_quiet is None

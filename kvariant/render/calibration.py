@@ -68,7 +68,8 @@ def call_rows(c: Calibration) -> list[list[str]]:
 
 def _methods(x) -> list[Calls]:
     """The verdicts a point (or the whole calibration) has, method by method."""
-    return [m for m in (x.today, x.twolevel, x.normalised, x.paired, x.paired_normalised, x.paired_p99)
+    return [m for m in (x.today, x.twolevel, x.normalised, x.paired, x.paired_normalised,
+                                x.paired_p99, x.paired_quiet)
             if m is not None]
 
 
