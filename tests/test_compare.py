@@ -490,3 +490,6 @@ def test_guests_up_together_are_paired_by_round(tmp_path):
     assert across and all(not d.method.startswith("paired") for d in across)
     again = Comparison.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again.points[1].rounds == c.points[1].rounds
+    write_reports(c, tmp_path / "out")
+    assert "guests were up together (fuse-passthrough, xfs), their runs took turns round by round" in (
+        tmp_path / "out" / "report.md").read_text()

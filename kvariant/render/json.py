@@ -25,8 +25,13 @@ def comparison_json(c: Comparison) -> str:
       mean, median, sd, half_width, ci_low, ci_high}}, status {label:
       status}, notes [str], deltas [{a, b, kind, diff, change_pct, df,
       half_width, ci_low, ci_high, ci_low_pct, ci_high_pct, verdict,
-      reason, method}], control_runs {label: [IOPS]}}]; method is "Welch
-      t on runs" or, where both sides were measured in interleaved rounds,
+      reason, method}], control_runs {label: [IOPS]}, boots {label: [guest
+      of each run]}, rounds {label: [cohort, [round of each run]]}}];
+      method names how the interval was computed: "paired by round
+      (guests up together), t on log ratios" where both sides' guests were
+      up together and ran the same rounds (comparison.PAIRED and the other
+      constants beside it), else "Welch t on runs", or, where both sides
+      were measured in interleaved rounds and normalising was asked for,
       "normalised by the control run beside each run" (control_runs: the
       raw-XFS runs, run i beside the target's run i); IOPS in ops/s, ``*_pct`` in percent of A's mean; values
       that do not exist (one run) are null; verdict is one of better, worse,

@@ -4,7 +4,8 @@ cells, verdict rules, titles, the lists of what changed."""
 from __future__ import annotations
 
 from .. import stats
-from ..comparison import CONTROL_TARGET, NORMALISED, Comparison, FioPoint, PointDelta, fmt_iops
+from ..comparison import (CONTROL_TARGET, NORMALISED, PAIRED, PAIRED_NORMALISED, Comparison, FioPoint,
+                          PointDelta, fmt_iops)
 from ..testcase import STAGES
 
 XFSTESTS_TITLES = {"new_failures": "new failures", "fixed": "now pass (fixed)",
@@ -72,7 +73,23 @@ def basis_text(c: Comparison) -> str:
     ref = c.reference
     return (f"Each cell: mean IOPS of {repeats_text(c)} runs ± the half-width of its 95% confidence "
             f"interval (Student t). Δ: change of the mean against {ref}; its 95% CI is Welch's t "
-            f"interval of the difference, in percent of {ref}'s mean." + _normalised_text(c))
+            f"interval of the difference, in percent of {ref}'s mean." + _paired_text(c)
+            + _normalised_text(c))
+
+
+def _paired_text(c: Comparison) -> str:
+    points = sorted({p.target for p in c.points for d in p.deltas if d.method in (PAIRED, PAIRED_NORMALISED)})
+    if not points:
+        return ""
+    normalised = sorted({p.target for p in c.points for d in p.deltas if d.method == PAIRED_NORMALISED})
+    return (f" Where the variants' guests were up together ({', '.join(points)}), their runs took turns "
+            f"round by round: Δ and its CI are those of the pairs (run i of one beside run i of the "
+            f"other), the geometric mean of the pairs' ratios with Student's t on their logs"
+            + (f"; for {', '.join(normalised)} each run first divided by the {CONTROL_TARGET} run "
+               f"beside it" if normalised else "")
+            + (". With several guests each ([fio] boots), each pair of guests up together is one unit"
+               if any(p.boots for p in c.points) else "")
+            + ". What drifts over the run hits both sides of a pair.")
 
 
 def _normalised_text(c: Comparison) -> str:
