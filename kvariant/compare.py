@@ -11,6 +11,7 @@ patches that changed between revisions, the stage statuses: a
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 from . import stats, summary
@@ -18,8 +19,8 @@ from .comparison import (BOOTS, CONTROL_TARGET, IN_RUN, NORMALISED, NORMALISED_B
                          PAIRED_NORMALISED, REFERENCE, SAME_NAME, WELCH,
                          Comparison, FailedCase, FioPoint, Pair, Patch, PatchChange, PointDelta,
                          Revised, RunInfo, StatusChange, Variant, XfstestsDelta)
-from .paired import (group_by, normalised_boots_change, normalised_change, normalised_runs_change,
-                     paired_change)
+from .paired import (group_by, log_ratios, normalise, normalised_boots_change, normalised_change,
+                     normalised_runs_change, paired_change)
 from .twolevel import ratio_of_means
 from .summary import RunSummary, point_runs
 from . import tally
@@ -229,6 +230,20 @@ def _patch_pairs(variants: list[Variant], pairs: list[Pair]) -> list[tuple[str, 
     return out
 
 
+def _repeats_needed(p: FioPoint, d: PointDelta, threshold: float) -> int | None:
+    """The rounds (paired) or repeats a side that would narrow *d*'s
+    interval to ±threshold, from its spread; 0 when there is none to tell."""
+    a, b = p.samples[d.a], p.samples[d.b]
+    if d.method in (PAIRED, PAIRED_NORMALISED) and a.n >= 2:
+        ra, rb = list(a.runs), list(b.runs)
+        if d.method == PAIRED_NORMALISED:
+            ra, rb = normalise(ra, p.control_runs[d.a]), normalise(rb, p.control_runs[d.b])
+        return stats.pairs_needed(statistics.stdev(log_ratios(ra, rb)), threshold)
+    if a.sd is not None and b.sd is not None and a.mean:
+        return stats.repeats_needed(a.sd / a.mean, b.sd / a.mean, threshold)
+    return 0
+
+
 def _noise_note(points: list[FioPoint], runs: list[RunSummary], threshold: float) -> list[str]:
     ref_deltas = [(p, d) for p in points for d in p.deltas if d.kind == REFERENCE]
     wide = [(p, d) for p, d in ref_deltas
@@ -239,14 +254,10 @@ def _noise_note(points: list[FioPoint], runs: list[RunSummary], threshold: float
     if wide:
         hw = sorted((d.difference.ci_high_pct - d.difference.ci_low_pct) / 2 for _, d in ref_deltas
                     if d.difference.ci_low_pct is not None)
-        need = []
-        for p, d in ref_deltas:
-            a, b = p.samples[d.a], p.samples[d.b]
-            if a.sd is not None and b.sd is not None and a.mean:
-                n = stats.repeats_needed(a.sd / a.mean, b.sd / a.mean, threshold)
-                need.append(n if n is not None else 10 ** 9)
+        need = [n if n is not None else 10 ** 9 for n in (_repeats_needed(p, d, threshold)
+                                                             for p, d in ref_deltas) if n != 0]
         need.sort()
-        n_mid = need[len(need) // 2]
+        n_mid = need[len(need) // 2] if need else 10 ** 9
         if 20 < n_mid < 10 ** 9:
             n_mid = int(round(n_mid, -1))
         n_now = sorted(s.n for p in points for s in p.samples.values())[0]

@@ -178,6 +178,17 @@ def verdict_pct(c: float, lo: float, hi: float,
     return NOT_SIGNIFICANT, f"{ci} excludes 0 but the change {c:+.1f}% is within ±{t:g}%"
 
 
+def pairs_needed(sd_log: float, threshold: float = DEFAULT_THRESHOLD, limit: int = 200) -> int | None:
+    """About how many pairs make the 95% paired t interval of a change no
+    wider than ±threshold, for log ratios of standard deviation *sd_log*:
+    the smallest n with t(n - 1) * sd_log / sqrt(n) <= log(1 + threshold);
+    None when more than *limit*."""
+    for n in range(2, limit + 1):
+        if t_quantile(n - 1) * sd_log / math.sqrt(n) <= math.log1p(threshold):
+            return n
+    return None
+
+
 def repeats_needed(rel_sd_a: float, rel_sd_b: float, threshold: float = DEFAULT_THRESHOLD,
                    limit: int = 200) -> int | None:
     """About how many repeats per side make the 95% interval of the

@@ -140,3 +140,12 @@ def test_repeats_needed():
     ok = lambda k: t_quantile_by_integration(2 * k - 2) * math.sqrt(0.02 / k) <= 0.05  # noqa: E731
     assert ok(n) and not ok(n - 1) and 30 <= n <= 36
     assert stats.repeats_needed(10, 10, 0.01, limit=50) is None
+
+
+def test_pairs_needed_solves_the_paired_t_half_width():
+    from kvariant.stats import pairs_needed, t_quantile
+    n = pairs_needed(0.10, 0.05)
+    # the smallest n whose t(n-1) * 0.10 / sqrt(n) is within log(1.05)
+    assert t_quantile(n - 1) * 0.10 / math.sqrt(n) <= math.log(1.05) < t_quantile(n - 2) * 0.10 / math.sqrt(n - 1)
+    assert n == 19
+    assert pairs_needed(0.0) == 2 and pairs_needed(10.0) is None
