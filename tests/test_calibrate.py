@@ -327,12 +327,12 @@ def test_aa_power_script_calibrates_the_pair_and_the_series(tmp_path):
     args = [parser().parse_args(c[1:]) for c in commands]
     assert [a.command for a in args] == ["run", "run", "calibrate", "calibrate"]
     results = tmp_path / "out"
-    assert args[2].variants == ["a", "b", "c"] and args[2].out == results / "aa"
+    assert args[2].variants == ["a", "b", "c", "d"] and args[2].out == results / "aa"
     assert args[3].variants is None and args[3].out == results / "power"
     assert args[2].runs == args[3].runs == [f"{results}/aap-1", f"{results}/aap-2"]
     cfg = config_mod.load(PROJECT / "benchmarks/aa-power.toml")
     assert [(v.name, bool(v.patches)) for v in cfg.variants] == [
-        ("a", False), ("b", False), ("c", False), ("parallel-dio", True)]
+        ("a", False), ("b", False), ("c", False), ("d", False), ("parallel-dio", True)]
     default = config_mod.load(PROJECT / "pipeline.toml")
     assert dataclasses.replace(cfg.fio, numjobs=default.fio.numjobs) == default.fio
 
