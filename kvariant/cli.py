@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     from .shard import cli as shard_cli
     shard_cli.add_build(sub)
     shard_cli.add_merge(sub, _fraction)
+    shard_cli.add_plan(sub)
     return p
 
 
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
-        if args.command in ("build", "merge"):
+        if args.command in ("build", "merge", "plan"):
             from .shard import cli as shard_cli
             return shard_cli.COMMANDS[args.command](args)
     except KvariantError as e:

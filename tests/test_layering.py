@@ -37,7 +37,7 @@ LAYERS = (
     ("kvariant.pipeline", "kvariant.summary", "kvariant.junit", "kvariant.compare",
      "kvariant.comparison", "kvariant.calibrate",
      "kvariant.render", "kvariant.ui", "kvariant.report", "kvariant.shard.store",
-     "kvariant.shard.merge", "kvariant.rundirs"),
+     "kvariant.shard.merge", "kvariant.shard.projection", "kvariant.rundirs"),
     ("kvariant.cli", "kvariant.shard.cli"),
 )
 # packages whose modules import at the top only: the config, and the workload

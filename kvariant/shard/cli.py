@@ -1,5 +1,6 @@
 """The command line of a run spread over CI runners: ``build`` (the kernel
-store) and ``merge`` (shard runs into one).  kvariant.cli adds them to its
+store), ``merge`` (shard runs into one) and ``plan`` (what a night would
+take on N runners).  kvariant.cli adds them to its
 parser and turns their errors into one line and an exit code; these
 functions return 0 (all passed), 2 (a variant failed) or 130
 (interrupted)."""
@@ -7,6 +8,7 @@ functions return 0 (all passed), 2 (a variant failed) or 130
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +19,7 @@ from .. import rundirs
 from ..rundirs import DEFAULT_CONFIG
 from ..errors import ConfigError, ResultsUnwritable
 from ..model import Status
+from .plan import MAX_SHARDS
 
 if TYPE_CHECKING:
     from ..summary import RunSummary
@@ -170,4 +173,59 @@ def new_dir(option: str, path: Path) -> Path:
     return writable_dir(option, path)
 
 
-COMMANDS = {"build": cmd_build, "merge": cmd_merge}
+def add_plan(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="what a night would take on N runners, from earlier runs' times",
+        description="The plan the shards make of the config (as run --kernels --shard K/N does) "
+                    "for each number of runners: each shard's units, its load (the units' "
+                    "seconds on every variant) and boots (each variant's boot and storage), the "
+                    "balance (longest / mean shard load) and the wall time (the longest shard).  "
+                    "Times come from earlier runs' summary.json (--times); a testcase a run did "
+                    "not measure on a variant is projected (the mean of the variants that ran "
+                    "it, else a stated default), and every line says which figures are measured "
+                    "and which projected.  Needs no kernel tree; boots nothing.")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help=f"the pipeline TOML (default: {DEFAULT_CONFIG.name} beside pipeline.py)")
+    p.add_argument("--shards", default="1,4,8", metavar="N,...",
+                   help=f"numbers of runners, 1 to {MAX_SHARDS} (default: 1,4,8)")
+    p.add_argument("--times", nargs="+", type=Path, default=[], metavar="RUN_DIR",
+                   help="earlier runs whose measured seconds to plan on (their means)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON to FILE")
+
+
+def parse_shards(text: str) -> tuple[int, ...]:
+    """--shards "1,4,8": distinct numbers of shards in 1..MAX_SHARDS, sorted."""
+    try:
+        ns = [int(x) for x in text.split(",")]
+    except ValueError:
+        ns = []
+    if not ns or any(not 1 <= n <= MAX_SHARDS for n in ns):
+        raise ConfigError("--shards", "", f"expected numbers of shards from 1 to {MAX_SHARDS} "
+                                          f"separated by commas, got {text!r}")
+    return tuple(sorted(set(ns)))
+
+
+def cmd_plan(args) -> int:
+    """``plan --config X [--shards 1,4,8] [--times RUN...]``: prints the
+    projection of each N (kvariant.shard.projection)."""
+    from ..config import KernelSource
+    from ..files import write_result
+    from .plan import make_plan
+    from .projection import document, project, projection_lines, read_timings, timing_lines
+
+    ns = parse_shards(args.shards)
+    # the plan reads no tree: the shards' own plan comes from the config alone
+    cfg = config_mod.load(args.config or DEFAULT_CONFIG, KernelSource(base_commit="(not read)"))
+    timings = read_timings(Path(d).expanduser().resolve() for d in args.times)
+    plans = [make_plan(cfg, n) for n in ns]
+    projections = [(plan, project(plan, cfg, timings)) for plan in plans]
+    lines = timing_lines(cfg, plans[0], timings)
+    for _, p in projections:
+        lines += projection_lines(p)
+    if args.json is not None:
+        write_result(args.json, json.dumps(document(cfg, timings, projections), indent=2) + "\n")
+    print("\n".join(lines), flush=True)
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "merge": cmd_merge, "plan": cmd_plan}
