@@ -166,3 +166,16 @@ def test_a_run_of_another_setup_is_said_so(tmp_path, capsys):
     assert (f"measured: run 20261121-220102 ({tmp_path / 'other'}) under TCG, with another setup "
             f"(fio.runtime 9 there, 6 in the config): its times are taken as they are") in lines
     assert doc["projections"][0]["wall_seconds"] == pytest.approx(sum(measured(RUN_A).values()), abs=0.01)
+
+
+def test_a_group_selection_is_timed_by_its_tests(tmp_path, capsys):
+    """A group selection (no list on the planning host) is one unit per
+    fstype: its measured seconds are those of every test run-b ran of it."""
+    config = write_config(tmp_path, tests=None)
+    config.write_text(config.read_text().replace(
+        "[[variant]]", '[xfstests]\nfstypes = ["xfs"]\ngroups = ["quick"]\n[[variant]]', 1))
+    lines, doc = plan(tmp_path, capsys, "--shards", "2", "--times", str(RUN_B), config=config)
+    assert list(doc["units"]) == ["fio", "xfstests/xfs"]
+    assert doc["units"]["xfstests/xfs"] == {"seconds": 24.0, "measured": 24.0, "projected": 0.0,
+                                            "fallback": None}  # four tests ran on each variant, 3 s each
+    assert "measured: 2 of 2 units with every testcase measured on every variant" in lines
