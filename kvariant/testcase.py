@@ -24,9 +24,11 @@ class Kind(str, enum.Enum):
     FIO = "fio"  # fio/<target>/<point>, fio/<target>/setup, fio/<target>/prefill
     XFSTESTS = "xfstests"  # xfstests, xfstests/<fstype>, xfstests/<fstype>/<test or step>
     KERNEL = "kernel"  # dmesg: the kernel's splats over the guest's life
+    CORRECTNESS = "correctness"  # correctness/<target>/<check>: a workload that checks, not measures
 
 
-PREFIXED = {Kind.SERIES: "series", Kind.FIO: "fio", Kind.XFSTESTS: "xfstests"}
+PREFIXED = {Kind.SERIES: "series", Kind.FIO: "fio", Kind.XFSTESTS: "xfstests",
+            Kind.CORRECTNESS: "correctness"}
 KERNEL_NAMES = ("dmesg",)
 
 
@@ -59,11 +61,15 @@ class TestcaseId:
         elif head == "xfstests":
             scope, _, name = rest.partition("/")
             found = cls(Kind.XFSTESTS, scope, name)
+        elif head == "correctness":
+            scope, _, name = rest.partition("/")
+            found = cls(Kind.CORRECTNESS, scope, name)
         elif text in KERNEL_NAMES:
             found = cls(Kind.KERNEL, "", text)
         else:
             found = cls(Kind.STAGE, "", text)
-        if str(found) != text or (found.kind == Kind.FIO and not (found.scope and found.name)):
+        if str(found) != text or (found.kind in (Kind.FIO, Kind.CORRECTNESS)
+                                  and not (found.scope and found.name)):
             return cls(Kind.STAGE, "", text)
         return found
 
@@ -81,8 +87,9 @@ class TestcaseId:
     def suite(self) -> str:
         """The JUnit testsuite the testcase belongs to: ``stages``,
         ``series``, ``kernel``, ``fio.<target>``, ``xfstests.<fstype>``,
-        or ``xfstests`` for the placeholder of a run that has none yet."""
-        if self.kind in (Kind.FIO, Kind.XFSTESTS):
+        ``correctness.<target>``, or ``xfstests`` for the placeholder of a
+        run that has none yet."""
+        if self.kind in (Kind.FIO, Kind.XFSTESTS, Kind.CORRECTNESS):
             return f"{self.kind.value}.{self.scope}" if self.scope else self.kind.value
         return {Kind.SERIES: "series", Kind.KERNEL: "kernel"}.get(self.kind, "stages")
 

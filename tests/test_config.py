@@ -58,6 +58,8 @@ BAD = [
     ('[fio]\ntogether = "yes"\n', "fio.together", "true or false"),
     ('[timeouts]\nboot = "forever"\n', "timeouts.boot", "duration"),
     ('[vmm]\n', "vmm", "unknown section"),
+    ('[correctness]\nendwrite = "yes"\n', "correctness.endwrite", "true or false"),
+    ('[correctness]\nfsx = true\n', "correctness.fsx", "unknown key"),
 ]
 
 

@@ -54,6 +54,11 @@ OUT_OF_RANGE = [  # the inputs of the report, and their neighbours
     ("[fuse]\nthreads = 100000", "fuse.threads", "a whole number in 1..64", "got 100000"),
     ('[xfstests]\ntest_timeout = inf', "xfstests.test_timeout", SECONDS, "got inf"),
     ('[xfstests]\nloop_failures = 1000000', "xfstests.loop_failures", "a whole number in 0..100", "got 1000000"),
+    ("[correctness]\nrounds = 0", "correctness.rounds", "a whole number in 1..100", "got 0"),
+    ("[correctness]\nwriters = 1", "correctness.writers", "a whole number in 2..32", "got 1"),
+    ("[correctness]\nwriters = 2.5", "correctness.writers", "a whole number in 2..32", "got 2.5"),
+    ('[correctness]\nseconds = "1s"', "correctness.seconds", "a number of seconds in 2..3600", "got '1s'"),
+    ("[correctness]\nseconds = inf", "correctness.seconds", "a number of seconds in 2..3600", "got inf"),
 ]
 
 

@@ -31,6 +31,7 @@ LAYERS = (
     ("kvariant.config",),
     # what a variant runs: they import the config, never the reverse
     ("kvariant.workloads.fio", "kvariant.workloads.xfstests", "kvariant.workloads.contention",
+     "kvariant.workloads.endwrite", "kvariant.workloads.endwrite_guest",
      "kvariant.build", "kvariant.guest", "kvariant.vm", "kvariant.hoststate", "kvariant.shard.plan"),
     # a run, its results and reports
     # (the results side's own order is tests/test_layers.py's)

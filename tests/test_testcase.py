@@ -32,7 +32,8 @@ def code_testcases() -> list[tuple[str, str]]:
     tests (parsed from fixture results) and steps per fstype."""
     names = [(s, "stages") for s in (*STAGES, "interrupted")]
     names += [("series/01-fuse-keep-fopen-parallel-direct-writes", "series"), ("dmesg", "kernel"),
-              ("xfstests", "xfstests")]
+              ("xfstests", "xfstests"),
+              ("correctness/fuse-passthrough/endwrite", "correctness.fuse-passthrough")]
     for target in TARGETS:
         names += [(f"fio/{target}/{fio.point_name(FioConfig(), n)}", f"fio.{target}") for n in (1, 16)]
         names += [(f"fio/{target}/{step}", f"fio.{target}") for step in ("setup", "prefill")]
@@ -84,7 +85,8 @@ def test_an_xfstests_test_and_the_steps_around_it():
 
 
 @pytest.mark.parametrize("name", ["fio", "fio/xfs", "fio//x", "fio/xfs/", "xfstests/", "xfstests//x",
-                                  "xfstests/xfs/", "series", "series/", "", "/", "dmesg/x", "weird/name"])
+                                  "xfstests/xfs/", "series", "series/", "correctness", "correctness/x",
+                                  "", "/", "dmesg/x", "weird/name"])
 def test_a_name_of_no_known_form_is_a_stage_of_that_name(name):
     tid = TestcaseId.parse(name)
     assert (tid.kind, tid.scope, tid.name, str(tid), tid.suite) == (Kind.STAGE, "", name, name, "stages")

@@ -13,7 +13,7 @@ from . import checks
 from .loader import (SECTIONS, check_sections, load, load_data, read_toml, select_variants,
                    tree_source, with_fragment, with_profile)
 from .reader import DURATION, parse_duration
-from .schema import (DEBUG_FRAGMENT, DEFAULT_FRAGMENT, SLUG, VMCONFIGS, Config, FioConfig,
+from .schema import (DEBUG_FRAGMENT, DEFAULT_FRAGMENT, SLUG, VMCONFIGS, Config, CorrectnessConfig, FioConfig,
                      FuseConfig, KernelConfig, KernelSource, NullBlkConfig, PatchSpec, Timeouts, Variant,
                      VmConfig, XFSTESTS_FSTYPES, XfstestsConfig)
 from .sections import xfstests_config_from_table
@@ -23,7 +23,7 @@ __all__ = [
     "SECTIONS", "check_sections", "load", "load_data", "read_toml", "select_variants",
     "tree_source", "with_fragment", "with_profile",
     "DURATION", "parse_duration",
-    "DEBUG_FRAGMENT", "DEFAULT_FRAGMENT", "SLUG", "VMCONFIGS", "Config", "FioConfig", "FuseConfig",
+    "DEBUG_FRAGMENT", "DEFAULT_FRAGMENT", "SLUG", "VMCONFIGS", "Config", "CorrectnessConfig", "FioConfig", "FuseConfig",
     "KernelConfig", "KernelSource", "NullBlkConfig", "PatchSpec", "Timeouts", "Variant", "VmConfig",
     "XFSTESTS_FSTYPES", "XfstestsConfig",
     "xfstests_config_from_table",

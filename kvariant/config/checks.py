@@ -36,6 +36,9 @@ RANGES: dict[str, tuple[int, int]] = {
     "timeouts.fio": (1, 86400),  # or 0: runtime + ramp + 120 s
     "xfstests.test_timeout": (1, 86400),
     "xfstests.loop_failures": (0, 100),
+    "correctness.rounds": (1, 100),
+    "correctness.writers": (2, 32),
+    "correctness.seconds": (2, 3600),
 }
 MAX_NUMJOBS_POINTS = 32  # entries of fio.numjobs
 MAX_CPUS = 256  # vm.cpus where the host's count is unknown
@@ -61,7 +64,7 @@ FIO_SIZE = re.compile(r"^([1-9][0-9]{0,12})([kmgt]?)$", re.IGNORECASE)
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-SECONDS = ("fio.runtime", "fio.ramp_time", "xfstests.test_timeout")  # and timeouts.*
+SECONDS = ("fio.runtime", "fio.ramp_time", "xfstests.test_timeout", "correctness.seconds")  # and timeouts.*
 
 
 def expected_number(key: str, zero_ok: bool = False) -> str:

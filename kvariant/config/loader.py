@@ -11,10 +11,10 @@ from typing import Mapping
 
 from ..errors import ConfigError
 from .schema import Config, KernelSource
-from .sections import (read_fio, read_fuse, read_kernel, read_null_blk, read_timeouts,
+from .sections import (read_correctness, read_fio, read_fuse, read_kernel, read_null_blk, read_timeouts,
                        read_variants, read_vm, xfstests_config_from_table)
 
-SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "variant")
+SECTIONS = ("kernel", "vm", "null_blk", "fio", "fuse", "timeouts", "xfstests", "correctness", "variant")
 
 
 def read_toml(path: Path | str) -> dict:
@@ -100,6 +100,7 @@ def load_data(path: Path, data: dict, source: KernelSource = KernelSource()) -> 
                   if "xfstests" in data else None),
         variants=read_variants(path, data.get("variant"), kernel, fuse,
                                resolve=source.base_commit is None),
+        correctness=read_correctness(path, data.get("correctness", {})),
     )
 
 

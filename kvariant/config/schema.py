@@ -132,6 +132,17 @@ class XfstestsConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CorrectnessConfig:
+    """The correctness workloads: ``endwrite`` turns on the check of the
+    FUSE inode's size and data against the backing file under concurrent
+    extending O_DIRECT writers, truncates, readers and stat."""
+    endwrite: bool = False
+    rounds: int = 4  # each: a busy part and a quiet tail, then the check
+    writers: int = 4  # O_DIRECT writers, half appending, half extending
+    seconds: float = 8.0  # per round: the busy part, then a tail of a third of it
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     path: Path
     kernel: KernelConfig
@@ -142,6 +153,7 @@ class Config:
     timeouts: Timeouts
     xfstests: XfstestsConfig | None  # None: no [xfstests] section, no stage
     variants: tuple[Variant, ...]
+    correctness: CorrectnessConfig = CorrectnessConfig()
 
     @property
     def root(self) -> Path:

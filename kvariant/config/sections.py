@@ -16,7 +16,7 @@ from ..workloads.targets import TARGETS
 from . import checks
 from .known import check_known_failures
 from .reader import Reader, path_from, take_fragments, take_positive, take_seconds, take_whole
-from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, FioConfig, FuseConfig, KernelConfig,
+from .schema import (DEFAULT_FRAGMENT, SLUG, XFSTESTS_FSTYPES, CorrectnessConfig, FioConfig, FuseConfig, KernelConfig,
                      KernelSource, NullBlkConfig, PatchSpec, Timeouts, Variant, VmConfig, XfstestsConfig)
 
 XFSTESTS_KEYS = ("dir", "fstypes", "tests", "groups", "exclude", "exclude_file", "test_timeout",
@@ -160,6 +160,19 @@ def read_fuse_server(r: Reader, key: str, default: str | None, policy: FuseConfi
         r.fail(key, f"a server that can apply fuse.parallel_direct_writes = "
                     f"{str(policy.parallel_direct_writes).lower()} ({server}: {refused})", server)
     return server
+
+
+def read_correctness(path: Path, table: dict) -> CorrectnessConfig:
+    r = Reader(path, table, "correctness.")
+    d = CorrectnessConfig()
+    out = CorrectnessConfig(
+        endwrite=r.take("endwrite", d.endwrite, bool, "true or false"),
+        rounds=take_whole(r, "rounds", d.rounds),
+        writers=take_whole(r, "writers", d.writers),
+        seconds=take_seconds(r, "seconds", d.seconds),
+    )
+    r.done()
+    return out
 
 
 def read_timeouts(path: Path, table: dict) -> Timeouts:

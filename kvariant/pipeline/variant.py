@@ -20,6 +20,7 @@ from ..errors import BootFailed, GuestGone, RunInterrupted, StageError, check_in
 from ..model import StageResult, Status, VariantResult
 from ..splats import Splat, find_splats, splat_excerpt
 from ..vm import VM, ConsoleWatch, console_tail
+from .correctness_workload import CorrectnessWorkload
 from .fio_workload import FioWorkload
 from .outcome import judge_console, outcome_of
 from ..testcase import TestcaseId
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WORKLOADS: tuple[Workload, ...] = (FioWorkload(), XfstestsWorkload())
+WORKLOADS: tuple[Workload, ...] = (FioWorkload(), CorrectnessWorkload(), XfstestsWorkload())
 ABANDONED = "ended at once by the kernel's report"  # the message of a stage a report ended
 
 
