@@ -105,3 +105,8 @@ def test_the_testcase_is_its_own_and_only_when_turned_on(tmp_path, small_tree):
     assert on.correctness == CorrectnessConfig(endwrite=True, rounds=100, writers=32, seconds=3600)
     assert CorrectnessWorkload().names(on) == [endwrite.NAME]
 
+
+def test_the_fault_matrix_runs_the_check():
+    c = config.load(PROJECT / "tests" / "fixtures" / "fault-matrix.toml")
+    assert c.correctness.endwrite
+    assert "endwrite-unlocked" in [v.name for v in c.variants]

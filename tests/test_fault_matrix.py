@@ -16,6 +16,7 @@ import pytest
 from conftest import FIXTURES, PROJECT, tree_state
 from kvariant import config
 from kvariant.vm import qemu_pids
+from kvariant.workloads.endwrite import NAME as ENDWRITE
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +83,7 @@ def test_the_run_ends_in_bounded_time_and_leaves_nothing(matrix):
 
 def test_baseline_passes(matrix):
     cases = matrix["cases"]["baseline"]
-    for name in ["apply", "build", "boot", "storage", FUSE_POINT, XFS_POINT, "dmesg"]:
+    for name in ["apply", "build", "boot", "storage", FUSE_POINT, XFS_POINT, ENDWRITE, "dmesg"]:
         assert verdict(cases[name])[0] == "pass", name
     # a target's set-up and prefill are testcases only when they go wrong
     assert not [n for n in cases if n.endswith(("/setup", "/prefill"))]
@@ -204,3 +205,18 @@ def test_the_guest_dies_mid_workload(matrix):
                                           "not syncing: fuse: kvariant fault injection: panic on a small "
                                           "O_DIRECT write")
     assert verdict(cases["dmesg"])[1].startswith("Kernel panic - not syncing: fuse: kvariant fault injection")
+
+
+def test_a_size_update_outside_the_inode_lock(matrix):
+    """end_write updates the size with the inode lock dropped: no kernel
+    check says a word, fio passes, and only the correctness workload sees
+    the FUSE inode's size past the backing file's EOF."""
+    cases = matrix["cases"]["endwrite-unlocked"]
+    kind, message, body = verdict(cases[ENDWRITE])
+    assert kind == "failure", message
+    assert re.match(r"round \d+: the FUSE inode's size is \d+, the backing file's \d+", message), message
+    assert "the FUSE inode's size is" in body
+    stage = matrix["stages"]["endwrite-unlocked"][ENDWRITE]
+    assert stage["figures"]["size_mismatches"] >= 1
+    for name in (FUSE_POINT, XFS_POINT, "dmesg"):
+        assert verdict(cases[name])[0] == "pass", name
