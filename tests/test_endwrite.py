@@ -104,6 +104,9 @@ def test_the_testcase_is_its_own_and_only_when_turned_on(tmp_path, small_tree):
     on = config.load(p)
     assert on.correctness == CorrectnessConfig(endwrite=True, rounds=100, writers=32, seconds=3600)
     assert CorrectnessWorkload().names(on) == [endwrite.NAME]
+    debug = config.with_fragment(on, config.DEBUG_FRAGMENT)  # --debug: the same testcase
+    assert config.DEBUG_FRAGMENT in debug.kernel.fragments
+    assert CorrectnessWorkload().names(debug) == [endwrite.NAME]
 
 
 def test_the_fault_matrix_runs_the_check():
