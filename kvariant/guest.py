@@ -212,11 +212,13 @@ class Guest:
             self.conn.get(remote, str(local))
             return True
         except FileNotFoundError:
+            local.unlink(missing_ok=True)  # paramiko opens it before it asks for the remote one
             if missing_ok:
                 return False
             raise StageError(f"guest file {remote} does not exist")
         except (paramiko.SSHException, socket.error, EOFError, OSError) as e:
             if missing_ok and isinstance(e, IOError) and "No such file" in str(e):
+                local.unlink(missing_ok=True)
                 return False
             raise StageError(f"could not fetch {remote} from the guest", detail=str(e)) from None
 

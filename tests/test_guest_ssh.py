@@ -96,7 +96,8 @@ def sshd(tmp_path):
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keygen(d / 'host_key')}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile none\nStrictModes no\nUsePAM no\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\nAllowAgentForwarding yes\nLogLevel DEBUG\n")
+        "PermitRootLogin prohibit-password\nAllowAgentForwarding yes\nLogLevel DEBUG\n"
+        "Subsystem sftp internal-sftp\n")
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(d / "sshd_config"), "-E", str(d / "log")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -152,3 +153,17 @@ def test_reproduce_line_runs_as_pasted(hostile_home, sshd):
                             text=True, timeout=60)
     assert (pasted.returncode, pasted.stdout, pasted.stderr) == (3, r.stdout, "")
     assert not hostile_home["mark"].exists()  # no ProxyCommand: ~/.ssh/config was not read
+
+
+def test_a_missing_guest_file_leaves_no_empty_file_behind(sshd, tmp_path):
+    g = Guest.connect(sshd["port"], key=sshd["key"], deadline=time.monotonic() + 30,
+                      alive=lambda: sshd["proc"].poll() is None, default_timeout=30)
+    try:
+        local = tmp_path / "got" / "stats.json"
+        assert g.get(str(tmp_path / "nothere.json"), local, missing_ok=True) is False
+        assert not local.exists()
+        (tmp_path / "there.json").write_text("{}")
+        assert g.get(str(tmp_path / "there.json"), local) is True
+        assert local.read_text() == "{}"
+    finally:
+        g.close()
