@@ -107,8 +107,10 @@ class VM:
     """One guest.  Use as a context manager: the guest is always torn down."""
 
     def __init__(self, kernel_image: Path, *, name: str, cpus: int, memory: str,
-                 console: Path, kvm: bool, boot_timeout: float, command_timeout: float):
+                 console: Path, kvm: bool, boot_timeout: float, command_timeout: float,
+                 append: tuple[str, ...] = KERNEL_ARGS):
         self.kernel_image = kernel_image
+        self.append = append  # the kernel's command line, beyond virtme-ng's own
         self.name = name
         self.cpus, self.memory, self.kvm = cpus, memory, kvm
         self.console = console
@@ -123,7 +125,7 @@ class VM:
     def start(self) -> None:
         self.port = free_port()
         self.argv = vng_argv(self.kernel_image, name=self.name, cpus=self.cpus,
-                             memory=self.memory, port=self.port, kvm=self.kvm)
+                             memory=self.memory, port=self.port, kvm=self.kvm, append=self.append)
         self.console.parent.mkdir(parents=True, exist_ok=True)
         # (qemu's console opens the file afresh: the command goes to the log
         # and the variant's summary, not into console.log)

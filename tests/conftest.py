@@ -1,3 +1,5 @@
+import contextlib
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -69,3 +71,21 @@ def tree_state(repo: Path) -> tuple:
             git(repo, "status", "--porcelain"), git(repo, "for-each-ref"),
             git(repo, "worktree", "list", "--porcelain"),
             (repo / ".git" / "index").read_bytes())
+
+
+@contextlib.contextmanager
+def boot_instance(directory: str, *events: str):
+    """A tracefs instance at *directory* with *events* on and its tracing
+    off, made on this host as a guest's kernel makes it at boot from
+    ``trace_instance=NAME^traceoff,EVENT,...``; removed afterwards."""
+    d = shlex.quote(directory)
+    enable = "".join(f"echo 1 > {d}/{e}/enable; " for e in events)
+    disable = "".join(f"echo 0 > {d}/{e}/enable; " for e in events)
+    script = f"[ ! -d {d} ] || {{ {disable}rmdir {d}; }}; mkdir {d} && echo 0 > {d}/tracing_on && {enable}"
+    made = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    try:
+        yield directory
+    finally:
+        subprocess.run(["bash", "-c", f"{disable}rmdir {d}"], capture_output=True, timeout=60)
+        assert not Path(directory).exists()

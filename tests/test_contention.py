@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import boot_instance
 from kvariant.fuse.server import server_argv
 from kvariant.workloads import contention
 
@@ -97,24 +98,40 @@ def test_traced_fio_on_host_passthrough_shows_writers_waiting(passthrough_mount)
     assert sh(f"fio --name=p --filename={f} --rw=write --bs=1M --size=64M --direct=1 "
               "--ioengine=libaio --output-format=terse").returncode == 0
     tag = f"test-contention-{os.getpid()}"  # suites that run at once never share it
-    try:
-        for attempt in range(3):  # contention is likely, not certain, in any one run
-            started = sh(contention.start_script(tag))
-            assert started.returncode == 0, started.stderr
-            run = sh(f"fio --name=t --filename={f} --rw=randwrite --bs=4k --size=64M --direct=1 "
-                     "--ioengine=libaio --iodepth=64 --numjobs=8 --overwrite=1 --runtime=2 "
-                     "--time_based --group_reporting --output-format=terse")
-            assert run.returncode == 0, run.stderr
-            read = sh(contention.read_script(tag))
-            assert read.returncode == 0 and "# kvariant stats" in read.stdout, read.stderr
-            c = contention.parse_trace(read.stdout)
-            if c.site("fuse_passthrough_write_iter", "write").waits:
-                break
-        assert c.site("fuse_passthrough_write_iter", "write").waits > 0, c.sites
-        assert c.site("fuse_passthrough_write_iter", "read").waits == 0
-    finally:
-        sh(contention.stop_script(tag))
+    d = contention.instance_dir(tag)
+    with boot_instance(d, contention.BEGIN, contention.END):
+        try:
+            for attempt in range(3):  # contention is likely, not certain, in any one run
+                started = sh(contention.start_script(tag))
+                assert started.returncode == 0, started.stderr
+                run = sh(f"fio --name=t --filename={f} --rw=randwrite --bs=4k --size=64M --direct=1 "
+                         "--ioengine=libaio --iodepth=64 --numjobs=8 --overwrite=1 --runtime=2 "
+                         "--time_based --group_reporting --output-format=terse")
+                assert run.returncode == 0, run.stderr
+                read = sh(contention.read_script(tag))
+                assert read.returncode == 0 and "# kvariant stats" in read.stdout, read.stderr
+                c = contention.parse_trace(read.stdout)
+                if c.site("fuse_passthrough_write_iter", "write").waits:
+                    break
+            assert c.site("fuse_passthrough_write_iter", "write").waits > 0, c.sites
+            assert c.site("fuse_passthrough_write_iter", "read").waits == 0
+        finally:
+            stopped = sh(contention.stop_script(tag))
+        # the events stay on (turning them off patches kernel text); nothing is recorded
+        assert stopped.returncode == 0, stopped.stderr
+        assert Path(d, contention.BEGIN, "enable").read_text().strip() == "1"
+        assert Path(d, "tracing_on").read_text().strip() == "0"
+        assert Path(d, contention.BEGIN, "trigger").read_text().startswith("#")
+
+
+def test_contention_needs_the_instance_armed_at_boot():
+    tag = f"test-unarmed-{os.getpid()}"
+    res = sh(contention.start_script(tag))
+    assert res.returncode != 0
+    assert f"(kernel argument trace_instance=kvariant-{tag}^traceoff,lock:contention_begin," in res.stderr
     assert not Path(contention.instance_dir(tag)).exists()
+    assert contention.boot_arg() == ("trace_instance=kvariant-contention^traceoff,"
+                                     "lock:contention_begin,lock:contention_end")
 
 
 def test_fuse_figures_sum_the_sites_by_layer_and_mode():

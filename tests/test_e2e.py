@@ -49,6 +49,7 @@ def test_default_pipeline(tmp_path):
             assert float(props["randwrite-4k-nj2.iops"]) > 1000
         # the data took the passthrough path: the server saw no READ/WRITE
         assert props["randwrite-4k-nj2.server_write_requests"] == "0"
+        assert props["randwrite-4k-nj2.kernel_data_requests"] == "0"  # the kernel's count agrees
         assert int(props["randwrite-4k-nj2.passthrough_opens_granted"]) >= 2
         # in each of two guests two rounds, each target's run beside the other's,
         # the order turned in round 2

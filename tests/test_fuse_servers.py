@@ -4,6 +4,7 @@ READ/WRITE requests that reach a server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import boot_instance
 from kvariant.fuse.server import read_stats
 from kvariant.fuse.servers import SERVERS, LIBFUSE_VERSION, MountSpec, PassthroughHp, get_server
 from kvariant.workloads import fusetrace
@@ -72,35 +74,31 @@ def test_passthrough_hp_argv_maps_the_open_policy():
 
 @pytest.fixture
 def mounted(tmp_path):
-    """Mount a server over tmp_path/src at tmp_path/mnt with a trace
-    instance counting its data requests; always unmounted afterwards."""
-    mounts = []
+    """Mount a server over tmp_path/src at tmp_path/mnt and count its data
+    requests in a trace instance armed as a guest's kernel arms it at boot;
+    always unmounted afterwards, the instance removed."""
+    with contextlib.ExitStack() as stack:
+        def mount(server: str, passthrough: bool):
+            src, mnt = tmp_path / "src", tmp_path / "mnt"
+            src.mkdir(exist_ok=True)
+            mnt.mkdir(exist_ok=True)
+            spec = MountSpec(str(src), str(mnt), passthrough=passthrough, threads=2,
+                             stats=str(tmp_path / "stats.json"), log=str(tmp_path / "server.log"))
+            s = get_server(server)
+            assert not s.missing(), s.missing()
+            tag = f"test-{server.replace('_', '-')}-{os.getpid()}"
+            stack.enter_context(boot_instance(fusetrace.instance_dir(tag), fusetrace.EVENT))
+            argv = s.argv(spec, python=sys.executable)
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO,
+                                 env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+            assert res.returncode == 0, res.stderr
+            stack.callback(sh, f"umount {mnt} || umount -l {mnt}")
+            started = sh(fusetrace.start_script(tag, str(mnt)))
+            assert started.returncode == 0, started.stderr
+            stack.callback(sh, fusetrace.stop_script(tag))
+            return mnt, tag
 
-    def mount(server: str, passthrough: bool):
-        src, mnt = tmp_path / "src", tmp_path / "mnt"
-        src.mkdir(exist_ok=True)
-        mnt.mkdir(exist_ok=True)
-        spec = MountSpec(str(src), str(mnt), passthrough=passthrough, threads=2,
-                         stats=str(tmp_path / "stats.json"), log=str(tmp_path / "server.log"))
-        s = get_server(server)
-        assert not s.missing(), s.missing()
-        argv = s.argv(spec, python=sys.executable)
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO,
-                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
-        assert res.returncode == 0, res.stderr
-        mounts.append(mnt)
-        tag = f"test-{server.replace('_', '-')}-{os.getpid()}"
-        started = sh(fusetrace.start_script(tag, str(mnt)))
-        assert started.returncode == 0, started.stderr
-        mounts.append(tag)
-        return mnt, tag
-
-    yield mount
-    for m in reversed(mounts):
-        if isinstance(m, Path):
-            sh(f"umount {m} || umount -l {m}")
-        else:
-            sh(fusetrace.stop_script(m))
+        yield mount
 
 
 def _requests(tag: str) -> int:
@@ -237,3 +235,39 @@ def test_xfstests_mount_helper_mounts_either_server(tmp_path, server):
         assert (src / "f").read_text() == "through the helper"
     finally:
         sh(f"umount {mnt} || umount -l {mnt}")
+
+
+def test_the_count_needs_the_instance_armed_at_boot_and_leaves_its_event_on(mounted, tmp_path):
+    mnt, tag = mounted("kvariant", passthrough=False)
+    d = Path(fusetrace.instance_dir(tag))
+    assert (d / "tracing_on").read_text().strip() == "1"
+    stopped = sh(fusetrace.stop_script(tag))
+    assert stopped.returncode == 0, stopped.stderr
+    # the event stays on (turning it off patches kernel text); nothing is counted
+    assert (d / fusetrace.EVENT / "enable").read_text().strip() == "1"
+    assert (d / "tracing_on").read_text().strip() == "0"
+    before = _requests(tag)
+    _direct_io(mnt)
+    assert _requests(tag) == before
+    unarmed = f"test-unarmed-{os.getpid()}"
+    res = sh(fusetrace.start_script(unarmed, str(mnt)))
+    assert res.returncode != 0 and not Path(fusetrace.instance_dir(unarmed)).exists()
+    assert (f"(kernel argument trace_instance=kvariant-{unarmed}^traceoff,fuse:fuse_request_send)"
+            in res.stderr), res.stderr
+
+
+def test_boot_args_arm_each_fuse_target_and_contention_on_request(tmp_path, small_tree):
+    from kvariant import config
+    from kvariant.pipeline.boot import kernel_args
+    from kvariant.vm import KERNEL_ARGS
+    p = tmp_path / "p.toml"
+    p.write_text(CONFIG.format(tree=small_tree, fuse="") +
+                 '[fio]\ntargets = ["fuse-passthrough", "xfs", "fuse"]\n')
+    c = config.load(p)
+    assert kernel_args(c) == KERNEL_ARGS + (
+        "trace_instance=kvariant-fuse-passthrough^traceoff,fuse:fuse_request_send",
+        "trace_instance=kvariant-fuse^traceoff,fuse:fuse_request_send")
+    p.write_text(CONFIG.format(tree=small_tree, fuse="") +
+                 '[fio]\ntargets = ["xfs"]\ncontention = true\n')
+    assert kernel_args(config.load(p)) == KERNEL_ARGS + (
+        "trace_instance=kvariant-contention^traceoff,lock:contention_begin,lock:contention_end",)

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import StageError
 from ..paths import short_hash
-from ..vm import VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
+from ..vm import KERNEL_ARGS, VM, kvm_candidate, remember_kvm_verdict, remembered_kvm_verdict
+from ..workloads import contention, targets
 
 if TYPE_CHECKING:
+    from ..config import Config
     from .variant import VariantRun
 
 
@@ -42,10 +44,22 @@ def vm_name(v: "VariantRun") -> str:
     return f"kv-{v.run.run_id}-{v.variant.name}"[:52] + f"-{short_hash(str(v.run.run_dir), length=6)}"
 
 
+def kernel_args(config: "Config") -> tuple[str, ...]:
+    """The guest kernel's arguments: the hung-task detector's, and the
+    tracefs instances the fio workload reads (the FUSE targets' request
+    counts; lock contention when ``[fio] contention`` is on).  Enabling a
+    tracepoint patches kernel text: at boot that happens in start_kernel()
+    while one CPU runs, and any failure falls inside the boot, which is
+    retried; on a running TCG guest it now and then ends in an int3 Oops."""
+    args = KERNEL_ARGS + targets.boot_args(config.fio.targets)
+    return args + ((contention.boot_arg(),) if config.fio.contention else ())
+
+
 def make_vm(v: "VariantRun", kvm: bool, deadline: float) -> VM:
     vm_cfg, t = v.config.vm, v.config.timeouts
     return VM(v.kernel_image, name=vm_name(v), cpus=vm_cfg.cpus, memory=vm_cfg.memory,
-              console=v.dir / "console.log", kvm=kvm, boot_timeout=deadline, command_timeout=t.command)
+              console=v.dir / "console.log", kvm=kvm, boot_timeout=deadline, command_timeout=t.command,
+              append=kernel_args(v.config))
 
 
 def probe_kvm(v: "VariantRun") -> str:

@@ -233,8 +233,7 @@ def finish_point(v: "VariantRun", p: Point, together: str = "") -> None:
         with v.measuring(p.stage, record=False, label="traced run"):
             p.counters.update(contention.traced_run(
                 v.vm.guest, p.directory, cfg, p.numjobs,
-                v.dir / "fio" / p.target.name, v.config.timeouts.fio or cfg.runtime + cfg.ramp_time + 120,
-                f"{p.target.name}-nj{p.numjobs}"))
+                v.dir / "fio" / p.target.name, v.config.timeouts.fio or cfg.runtime + cfg.ramp_time + 120))
     if p.runs:
         p.stage.figures = {**p.stage.figures, **summarize_runs(p.runs), **p.counters,
                            **hoststate.figures(p.host), "interleaved": True,

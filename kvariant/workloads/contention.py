@@ -13,6 +13,15 @@ function of its stack that is not lock machinery (its *site*), with its mode
 (``write``, ``read``, ``mutex``) and its duration.  Tracing has a cost, so
 it runs on a separate, short fio run of its own, never on a measured one.
 
+In a guest the events are enabled at boot (``boot_arg``, a ``trace_instance=``
+kernel argument, with the instance's tracing off): enabling them on a running
+guest would patch kernel text, which under TCG now and then ends in an int3
+Oops.  A traced run then only sets the filter and the stack trigger, and
+turns the instance's tracing on and off, none of which patches text.
+Between traced runs the probes stay attached but record nothing; they are
+reached only on a lock's slow path, where the task is about to wait anyway.
+(The tests on a host make such an instance by hand, as the kernel would.)
+
 The shell snippets run in the guest; the parsing is pure.
 """
 
@@ -20,13 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import logging
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fio
-from .fusetrace import TRACEFS, instance_dir
+from .fusetrace import TRACEFS, instance_dir, instance_name, not_armed
+
+log = logging.getLogger(__name__)
 
 BEGIN = "events/lock/contention_begin"
 END = "events/lock/contention_end"
@@ -44,35 +56,52 @@ _EVENT = re.compile(r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[\d+\]\s+\S+\s+(?P<ts>\d
 _FRAME = re.compile(r"^\s*=>\s*(?P<fn>[\w.]+)")
 
 
-def start_script(tag: str) -> str:
+TAG = "contention"  # the instance a guest makes at boot (boot_arg)
+_NOT_SPIN = f"!(flags & {LCB_F_SPIN})"
+
+
+def boot_arg(tag: str = TAG) -> str:
+    """The kernel argument that makes the instance at boot with both events
+    on and the instance's tracing off."""
+    return f"trace_instance={instance_name(tag)}^traceoff,lock:contention_begin,lock:contention_end"
+
+
+def start_script(tag: str = TAG) -> str:
+    """Start recording in the instance armed at boot (boot_arg), emptied.
+    Fails (exit != 0) when the kernel has no contention tracepoints or the
+    instance was not armed at boot."""
     d = shlex.quote(instance_dir(tag))
     return "\n".join([
         "set -e",
         f"mountpoint -q {TRACEFS} || mount -t tracefs nodev {TRACEFS}",
         f"[ -d {TRACEFS}/{BEGIN} ] || {{ echo 'no lock:contention_begin tracepoint' >&2; exit 1; }}",
-        f"[ ! -d {d} ] || {{ echo 0 > {d}/{BEGIN}/enable; "
-        f"echo '!stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger; rmdir {d}; }}",
-        f"mkdir {d}",
+        not_armed(d, BEGIN, tag, boot_arg(tag)),
+        not_armed(d, END, tag, boot_arg(tag)),
+        f"echo 0 > {d}/tracing_on",
+        f"echo '!stacktrace if {_NOT_SPIN}' > {d}/{BEGIN}/trigger 2>/dev/null || true",  # a run cut short
         f"echo {BUFFER_KB} > {d}/buffer_size_kb",
-        f"echo '!(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/filter",
+        f"echo > {d}/trace",  # empty, its statistics reset
+        f"echo '{_NOT_SPIN}' > {d}/{BEGIN}/filter",
         # A trigger ignores the event's filter: give it the same condition.
-        f"echo 'stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger",
-        f"echo 1 > {d}/{BEGIN}/enable",
-        f"echo 1 > {d}/{END}/enable",
+        f"echo 'stacktrace if {_NOT_SPIN}' > {d}/{BEGIN}/trigger",
+        f"echo 1 > {d}/tracing_on",
     ])
 
 
-def read_script(tag: str) -> str:
+def read_script(tag: str = TAG) -> str:
     """Stop recording, then print the trace and the buffer statistics."""
     d = shlex.quote(instance_dir(tag))
     return (f"echo 0 > {d}/tracing_on; cat {d}/trace; "
             f"echo '# kvariant stats'; cat {d}/per_cpu/cpu*/stats")
 
 
-def stop_script(tag: str) -> str:
+def stop_script(tag: str = TAG) -> str:
+    """Stop recording; the instance loses its trigger, filter and trace but
+    keeps its events on (turning them off would patch kernel text)."""
     d = shlex.quote(instance_dir(tag))
-    return (f"[ ! -d {d} ] || {{ echo 0 > {d}/{BEGIN}/enable; echo 0 > {d}/{END}/enable; "
-            f"echo '!stacktrace if !(flags & {LCB_F_SPIN})' > {d}/{BEGIN}/trigger; rmdir {d}; }}")
+    return (f"[ ! -d {d} ] || {{ echo 0 > {d}/tracing_on; "
+            f"echo '!stacktrace if {_NOT_SPIN}' > {d}/{BEGIN}/trigger 2>/dev/null; "
+            f"echo 0 > {d}/{BEGIN}/filter; echo > {d}/trace; }}")
 
 
 @dataclass
@@ -185,16 +214,18 @@ def fuse_figures(c: Contention, seconds: float) -> dict[str, float]:
 
 
 def traced_run(guest, directory: str, cfg, numjobs: int, outdir: Path, timeout: float,
-               tag: str) -> dict[str, float]:
+               tag: str = TAG) -> dict[str, float]:
     """A short fio run of the point with contention tracing on, after the
     measured runs (tracing costs IOPS: it never touches a measured run).
     Keeps the compressed trace under *outdir* and returns the figures
-    (fuse_figures, then every site's), or {} when the kernel has no
-    contention tracepoints."""
+    (fuse_figures, then every site's), or {} (and a warning saying why)
+    when the kernel has no contention tracepoints or the guest was booted
+    without boot_arg."""
     short = dataclasses.replace(cfg, runtime=min(cfg.runtime, TRACED_RUNTIME),
                                 ramp_time=min(cfg.ramp_time, TRACED_RAMP), repeat=1)
     started = guest.run(start_script(tag), timeout=60)
     if not started.ok:
+        log.warning("no lock contention traced: %s", started.tail.strip())
         return {}
     name = f"{fio.point_name(cfg, numjobs)}-contention"
     remote = f"/tmp/kvariant/{name}.txt.gz"
