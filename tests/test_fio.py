@@ -109,3 +109,46 @@ def test_a_point_the_dead_guest_never_ran_is_left_to_be_skipped():
     assert recorded[-1].status == Status.SKIP and "after 1 of 2 runs" in recorded[-1].message
     finish_point(v, point(2))
     assert recorded[-1].status == Status.PASS and recorded[-1].figures["repeats"] == 2
+
+
+def test_the_traced_run_runs_while_its_target_is_mounted(monkeypatch, tmp_path):
+    """With [fio] contention, each point's traced run comes after the
+    measured runs and before the targets are stopped (unmounted): on a
+    stopped FUSE target fio would write to the plain directory beneath."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from kvariant.config import FioConfig
+    from kvariant.model import StageResult, Status
+    from kvariant.pipeline import fio_workload
+    from kvariant.workloads import contention
+
+    events = []
+    target = SimpleNamespace(name="fuse-passthrough", mounted=False)
+
+    def set_up(v, name, boot, points, targets):
+        target.mounted = True
+        targets.append(target)
+        points[(name, 2)] = fio_workload.Point(target, "/mnt", 2, StageResult("p", Status.PASS))
+
+    def stop_targets(v, targets):
+        target.mounted = False
+        events.append("stop")
+
+    def traced_run(guest, directory, cfg, numjobs, outdir, timeout):
+        events.append(("traced", target.mounted))
+        return {"contention_fuse_write_waits_per_s": 1.0}
+
+    monkeypatch.setattr(fio_workload, "set_up", set_up)
+    monkeypatch.setattr(fio_workload, "measure_rounds", lambda v, pts, boot: events.append("measured"))
+    monkeypatch.setattr(fio_workload, "stop_targets", stop_targets)
+    monkeypatch.setattr(fio_workload, "finish_point", lambda v, p: events.append(("finished", p.counters)))
+    monkeypatch.setattr(contention, "traced_run", traced_run)
+    v = SimpleNamespace(config=SimpleNamespace(fio=FioConfig(targets=("fuse-passthrough",), numjobs=(2,),
+                                                             contention=True),
+                                               timeouts=SimpleNamespace(fio=None)),
+                        gone="", vm=SimpleNamespace(guest=None), dir=tmp_path,
+                        measuring=lambda *a, **k: contextlib.nullcontext())
+    fio_workload.run_fio(v)
+    assert events == ["measured", ("traced", True), "stop",
+                      ("finished", {"contention_fuse_write_waits_per_s": 1.0})]

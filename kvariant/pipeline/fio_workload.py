@@ -101,6 +101,9 @@ def run_fio(vs: list["VariantRun"]) -> None:
                      for g in [{k: p for k, p in points[v].items() if p.going}] if g}
             if going:
                 measure_rounds(going, boot)
+                for v, g in going.items():
+                    if boot == 1 and cfg.contention and not v.gone:  # while the targets are still mounted
+                        trace_contention(v, g)
         finally:
             for v in vs:
                 stop_targets(v, targets[v])
@@ -229,11 +232,6 @@ def finish_point(v: "VariantRun", p: Point, together: str = "") -> None:
     if p.going and v.gone and len(p.runs) != guests * cfg.repeat:
         p.stage.status = Status.SKIP
         p.stage.message = f"skipped after {len(p.runs)} of {cfg.repeat * cfg.boots} runs: {v.gone}"
-    if p.going and cfg.contention:  # after the measured runs: tracing costs IOPS
-        with v.measuring(p.stage, record=False, label="traced run"):
-            p.counters.update(contention.traced_run(
-                v.vm.guest, p.directory, cfg, p.numjobs,
-                v.dir / "fio" / p.target.name, v.config.timeouts.fio or cfg.runtime + cfg.ramp_time + 120))
     if p.runs:
         p.stage.figures = {**p.stage.figures, **summarize_runs(p.runs), **p.counters,
                            **hoststate.figures(p.host), "interleaved": True,
@@ -251,6 +249,18 @@ def finish_point(v: "VariantRun", p: Point, together: str = "") -> None:
                 f" ({guests} guests)" if guests > 1 else "") + (
                 f"; {cfg.boots - guests} of {cfg.boots} guests did not come up" if guests < cfg.boots else "")
     v.record(p.stage)
+
+
+def trace_contention(v: "VariantRun", points: dict) -> None:
+    """One traced run of each point after the measured runs (tracing
+    costs IOPS), on its target still mounted."""
+    cfg = v.config.fio
+    for p in points.values():
+        if p.going and not v.gone:
+            with v.measuring(p.stage, record=False, label="traced run"):
+                p.counters.update(contention.traced_run(
+                    v.vm.guest, p.directory, cfg, p.numjobs, v.dir / "fio" / p.target.name,
+                    v.config.timeouts.fio or cfg.runtime + cfg.ramp_time + 120))
 
 
 def stop_targets(v: "VariantRun", targets: list) -> None:
