@@ -140,15 +140,20 @@ def test_the_traced_run_runs_while_its_target_is_mounted(monkeypatch, tmp_path):
         return {"contention_fuse_write_waits_per_s": 1.0}
 
     monkeypatch.setattr(fio_workload, "set_up", set_up)
-    monkeypatch.setattr(fio_workload, "measure_rounds", lambda v, pts, boot: events.append("measured"))
+    monkeypatch.setattr(fio_workload, "measure_rounds", lambda going, boot: events.append("measured"))
     monkeypatch.setattr(fio_workload, "stop_targets", stop_targets)
-    monkeypatch.setattr(fio_workload, "finish_point", lambda v, p: events.append(("finished", p.counters)))
+    monkeypatch.setattr(fio_workload, "finish_point",
+                        lambda v, p, together="": events.append(("finished", p.counters)))
     monkeypatch.setattr(contention, "traced_run", traced_run)
-    v = SimpleNamespace(config=SimpleNamespace(fio=FioConfig(targets=("fuse-passthrough",), numjobs=(2,),
+
+    class Variant(SimpleNamespace):  # a variant's run: the workload keys its points by it
+        __hash__ = object.__hash__
+
+    v = Variant(config=SimpleNamespace(fio=FioConfig(targets=("fuse-passthrough",), numjobs=(2,),
                                                              contention=True),
                                                timeouts=SimpleNamespace(fio=None)),
                         gone="", vm=SimpleNamespace(guest=None), dir=tmp_path,
                         measuring=lambda *a, **k: contextlib.nullcontext())
-    fio_workload.run_fio(v)
+    fio_workload.run_fio([v])
     assert events == ["measured", ("traced", True), "stop",
                       ("finished", {"contention_fuse_write_waits_per_s": 1.0})]
