@@ -153,6 +153,9 @@ def _add_compare(sub) -> None:
     cmp.add_argument("--normalise", action="store_true",
                      help="judge FUSE points on their runs each divided by the xfs run beside it "
                           "(runs measured in rounds), as [fio] normalise = true does")
+    cmp.add_argument("--paired", action="store_true",
+                     help="judge points whose variants' guests were up together pair by pair "
+                          "(run i of one beside run i of the other: t on the log ratios)")
 
 
 def _add_calibrate(sub) -> None:
@@ -366,7 +369,7 @@ def cmd_compare(args) -> int:
     dirs = [resolve_run_dir(d, root) for d in args.runs]
     runs = [load_run(d) for d in dirs]
     c = compare_runs(runs, threshold=args.threshold, reference=args.reference, force=args.force,
-                     normalise=args.normalise)
+                     normalise=args.normalise, paired=args.paired)
     # one run: its own directory; several: compare-<the others' ids> in the last one
     out = args.out or (dirs[0] if len(dirs) == 1 else
                        dirs[-1] / ("compare-" + "+".join(r.run_id for r in runs[:-1])))

@@ -73,11 +73,14 @@ def _text(value: object) -> str:
 
 
 def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False,
-            run_of: dict[str, str] | None = None) -> list[FioPoint]:
+            run_of: dict[str, str] | None = None, paired: bool = False) -> list[FioPoint]:
     """The fio points of the variants; a FUSE point gets its control's runs
     (to be judged normalised) where both were measured in rounds and the
-    run asked for it (``[fio] normalise``) or *normalise*; a point measured
-    by guests up together gets its rounds (*run_of*: label -> run id)."""
+    run asked for it (``[fio] normalise``) or *normalise*; with *paired*, a
+    point measured by guests up together gets its rounds, to be judged pair
+    by pair (*run_of*: label -> run id).  Pairing is not the default: at 3
+    rounds it was no better calibrated than Welch's t on the runs and had
+    less power (docs/measurements.md, "Guests up together")."""
     found: dict[tuple[str, str, int], FioPoint] = {}
     interleaved: set[tuple[str, str, str, int]] = set()  # (label, target, job, numjobs)
     for label, r in labelled:
@@ -95,7 +98,7 @@ def _points(labelled: list[tuple[str, VariantResult]], normalise: bool = False,
             if isinstance(guests, list) and len(guests) == p.samples[label].n and len(set(guests)) > 1:
                 p.boots[label] = tuple(int(g) for g in guests)
             rounds = s.figures.get("iops_rounds")
-            if (s.figures.get("together") and isinstance(rounds, list)
+            if (paired and s.figures.get("together") and isinstance(rounds, list)
                     and len(rounds) == p.samples[label].n):
                 cohort = f"{(run_of or {}).get(label, '')}:{s.figures['together']}"
                 p.rounds[label] = (cohort, tuple(int(x) for x in rounds))
@@ -281,7 +284,7 @@ def _noise_note(points: list[FioPoint], runs: list[RunSummary], threshold: float
 
 def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESHOLD,
                  reference: str | None = None, force: bool = False,
-                 normalise: bool = False) -> Comparison:
+                 normalise: bool = False, paired: bool = False) -> Comparison:
     """Compare the variants of *runs*: each against the reference (the first
     variant of the first run unless *reference* names one, as ``variant`` or
     ``RUNID:variant``), each against the first variant of its run, and each
@@ -292,7 +295,8 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     differ (see :func:`kvariant.summary.setup_record`) get no better/worse
     verdict ("not compared") unless *force*.  FUSE points are judged on
     runs normalised by their control where the run asked for it or
-    *normalise* (see :func:`_points`)."""
+    *normalise*, and pair by pair (by round) with *paired* where the
+    variants' guests were up together (see :func:`_points`)."""
     _check_runs(runs, threshold)
     labelled = [(f"{run.run_id}:{r.name}" if len(runs) > 1 else r.name, run, r)
                 for run in runs for r in run.variants]
@@ -302,7 +306,7 @@ def compare_runs(runs: list[RunSummary], threshold: float = stats.DEFAULT_THRESH
     ref = _reference(reference, variants)
     pairs = _pairs(ref, variants)
     results = [(label, r) for label, _, r in labelled]
-    points = _points(results, normalise, {label: run.run_id for label, run, _ in labelled})
+    points = _points(results, normalise, {label: run.run_id for label, run, _ in labelled}, paired)
     settings = {r.run_id: r.setup for r in runs}
     _judge(points, pairs, threshold, force, {v.label: settings[v.run_id] for v in variants})
     counts, deltas = _xfstests_compared(results, pairs)

@@ -460,7 +460,11 @@ def test_guests_up_together_are_paired_by_round(tmp_path):
     fp = "fio/fuse-passthrough/randwrite-4k-nj2"
     runs = {("baseline", fp): [10_000, 20_000, 14_000],
             ("parallel-dio", fp): [13_100, 25_900, 18_300]}
-    c = compare_runs([_together(_interleaved_run(tmp_path, runs, normalise=False))])
+    together = _together(_interleaved_run(tmp_path, runs, normalise=False))
+    unpaired = next(p for p in compare_runs([together]).points
+                    if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta("baseline", "parallel-dio")
+    assert unpaired.method == "Welch t on runs"  # pairing is asked for (compare --paired)
+    c = compare_runs([together], paired=True)
     point = next(p for p in c.points if (p.target, p.numjobs) == ("fuse-passthrough", 2))
     d = point.delta("baseline", "parallel-dio")
     assert d.method == "paired by round (guests up together), t on log ratios"
@@ -471,7 +475,7 @@ def test_guests_up_together_are_paired_by_round(tmp_path):
     d = next(p for p in welch.points if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta(
         "baseline", "parallel-dio")
     assert d.method == "Welch t on runs" and d.verdict == "inconclusive"
-    norm = compare_runs([_together(_interleaved_run(tmp_path / "n", runs))])
+    norm = compare_runs([_together(_interleaved_run(tmp_path / "n", runs))], paired=True)
     d = next(p for p in norm.points if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta(
         "baseline", "parallel-dio")
     assert d.method == "normalised by the control run, paired by round (guests up together), t on log ratios"
@@ -480,12 +484,12 @@ def test_guests_up_together_are_paired_by_round(tmp_path):
     for s in odd.variants[1].stages:
         if s.name == fp:
             s.figures["iops_rounds"] = [1, 2, 4]
-    d = next(p for p in compare_runs([odd]).points if (p.target, p.numjobs) == ("fuse-passthrough", 2)
-             ).delta("baseline", "parallel-dio")
+    d = next(p for p in compare_runs([odd], paired=True).points
+             if (p.target, p.numjobs) == ("fuse-passthrough", 2)).delta("baseline", "parallel-dio")
     assert d.method == "Welch t on runs"
     # two runs, each measured together: across them nothing is paired
     other = _together(_interleaved_run(tmp_path / "x", runs, normalise=False, run_id="20261122-000000"))
-    both = compare_runs([_together(_interleaved_run(tmp_path / "y", runs, normalise=False)), other])
+    both = compare_runs([_together(_interleaved_run(tmp_path / "y", runs, normalise=False)), other], paired=True)
     across = [d for p in both.points for d in p.deltas if d.a.split(":")[0] != d.b.split(":")[0]]
     assert across and all(not d.method.startswith("paired") for d in across)
     again = Comparison.from_dict(json.loads(json.dumps(c.to_dict())))
@@ -493,3 +497,10 @@ def test_guests_up_together_are_paired_by_round(tmp_path):
     write_reports(c, tmp_path / "out")
     assert "guests were up together (fuse-passthrough, xfs), their runs took turns round by round" in (
         tmp_path / "out" / "report.md").read_text()
+    out = tmp_path / "cli"
+    together.write(together.path)  # the figures of guests up together, on disk
+    p = subprocess.run([sys.executable, str(PROJECT / "pipeline.py"), "compare", str(together.path),
+                        "--paired", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert {d["method"] for x in json.loads((out / "report.json").read_text())["fio"] for d in x["deltas"]
+            if x["target"] == "fuse-passthrough"} == {"paired by round (guests up together), t on log ratios"}
