@@ -97,8 +97,8 @@ def run_fio(vs: list["VariantRun"]) -> None:
                     if v.gone:
                         break
                     set_up(v, name, boot, points[v], targets[v])
-            going = {v: g for v in vs if v not in ended and not v.gone
-                     for g in [{k: p for k, p in points[v].items() if p.going}] if g}
+            going = {v: still_going(points[v]) for v in vs if v not in ended and not v.gone}
+            going = {v: g for v, g in going.items() if g}
             if going:
                 measure_rounds(going, boot)
                 for v, g in going.items():
@@ -111,6 +111,11 @@ def run_fio(vs: list["VariantRun"]) -> None:
     for v in vs:
         for p in points[v].values():
             finish_point(v, p, together)
+
+
+def still_going(points: dict) -> dict:
+    """The points of a variant still measured (none failed its set-up)."""
+    return {k: p for k, p in points.items() if p.going}
 
 
 def set_up(v: "VariantRun", name: str, boot: int, points: dict, targets: list) -> None:
