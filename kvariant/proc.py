@@ -180,6 +180,7 @@ def run(
     log: str | os.PathLike | None = None,
     on_line: Callable[[str], str | None] | None = None,
     tail_lines: int = DEFAULT_TAIL,
+    stdin: str | os.PathLike | None = None,
 ) -> Result:
     """Run *argv* to completion or until *timeout* seconds have passed.
 
@@ -187,21 +188,27 @@ def run(
     by the command line that reproduces it.  Never raises for a non-zero exit:
     the caller inspects :class:`Result` (or calls ``check``).  On
     KeyboardInterrupt the process group is killed and the interrupt re-raised.
+    *stdin* is a file to read standard input from (else /dev/null).
     """
     args = [os.fspath(a) for a in argv]
     logger.debug("$ cd %s && %s", shlex.quote(os.fspath(cwd)), shlex.join(args))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     logf = _open_log(log, f"$ cd {shlex.quote(os.fspath(cwd))} && {shlex.join(args)}") if log else None
     start = time.monotonic()
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env=base_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    infile = open(stdin, "rb") if stdin is not None else None
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=base_env(env),
+            stdin=infile if infile is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if infile is not None:
+            infile.close()
     reader = threading.Thread(target=_pump, args=(proc, tail, logf, on_line), daemon=True)
     reader.start()
     timed_out = False
