@@ -224,7 +224,8 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
 def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile: Path,
                   release: str) -> None:
     """bzImage, .config and an installed module tree, in the layout
-    ``vng --run DIR/bzImage`` finds modules in (DIR/lib/modules/<release>)."""
+    ``vng --run DIR/bzImage`` finds modules in (DIR/lib/modules/<release>),
+    and vmlinux with decode_stacktrace.sh (decode.py)."""
     tmp = kernel_dir.with_name(kernel_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -235,6 +236,11 @@ def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile:
         link.unlink()
     shutil.copy2(outdir / "arch" / "x86" / "boot" / "bzImage", tmp / "bzImage")
     shutil.copy2(outdir / ".config", tmp / "config")
+    # what decodes a report's stack to file:line (decode.py): the vmlinux,
+    # its line tables compressed, and the tree's own script
+    proc.run(["objcopy", "--compress-debug-sections=zlib", str(outdir / "vmlinux"), str(tmp / "vmlinux")],
+             cwd=outdir, timeout=600, log=logfile).check("objcopy vmlinux")
+    shutil.copy2(src / "scripts" / "decode_stacktrace.sh", tmp / "decode_stacktrace.sh")
     (tmp / "release").write_text(release + "\n")  # last: it marks the export complete
     shutil.rmtree(kernel_dir, ignore_errors=True)
     tmp.rename(kernel_dir)

@@ -137,6 +137,13 @@ def test_a_bug_on_write(matrix):
     assert message.startswith(f"skipped: the kernel failed during {FUSE_POINT}: kernel BUG at fs/fuse/")
     assert verdict(cases["dmesg"])[0] == "failure"
     assert verdict(cases["dmesg"])[1].startswith("kernel BUG at fs/fuse/passthrough.c:")
+    # the kernel's report with file:line in its frames, from the variant's own vmlinux
+    body = verdict(cases["dmesg"])[2]
+    assert body.startswith("(decoded by the tree's scripts/decode_stacktrace.sh)")
+    assert re.search(r"\] +fuse_passthrough_write_iter \(fs/fuse/passthrough\.c:\d+\)", body), body[:3000]
+    assert re.search(r"\] +fuse_file_write_iter \(fs/fuse/file\.c:\d+\)", body), body[:3000]
+    figures = matrix["stages"]["bug-on-write"]["dmesg"]["figures"]
+    assert figures["frames_decoded"] >= 5
 
 
 def test_a_bug_in_the_prefill(matrix):

@@ -25,7 +25,7 @@ LAYERS = (
      "kvariant.splats",
      "kvariant.twolevel", "kvariant.paired", "kvariant.calibration", "kvariant.tally", "kvariant.files"),
     # host tools, and the registries the config reads its names from
-    ("kvariant.proc", "kvariant.tree", "kvariant.fuse", "kvariant.workloads.targets",
+    ("kvariant.proc", "kvariant.decode", "kvariant.tree", "kvariant.fuse", "kvariant.workloads.targets",
      "kvariant.workloads.storage", "kvariant.workloads.fusetrace"),
     # pipeline.toml -> dataclasses: it owns every section's schema
     ("kvariant.config",),

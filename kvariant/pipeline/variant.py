@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Variant
+from ..decode import decode, resolved_frames
 from ..errors import BootFailed, GuestGone, RunInterrupted, StageError, check_interrupt
 from ..model import StageResult, Status, VariantResult
 from ..splats import Splat, find_splats, splat_excerpt
@@ -167,9 +168,14 @@ class VariantRun:
             stage.status = Status.FAIL
             stage.message = f"{splats[0].first_line} ({len(splats)} splat(s): {kinds})"
             stage.detail = splat_excerpt(text, max_lines=400)
+            kernel_dir = self.result.info.build.kernel_dir
+            decoded = decode(stage.detail, Path(kernel_dir), self.dir) if kernel_dir else None
+            if decoded is not None:
+                stage.detail = f"(decoded by the tree's scripts/decode_stacktrace.sh)\n{decoded}"
+                stage.figures["frames_decoded"] = resolved_frames(decoded)
         else:
             stage.message = f"no kernel splats in {len(text.splitlines())} console lines"
-        stage.figures = {"splats": len(splats)}
+        stage.figures["splats"] = len(splats)
         self.record(stage)
 
     # -- one stage ------------------------------------------------------

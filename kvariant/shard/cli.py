@@ -29,7 +29,7 @@ def add_build(sub) -> None:
     b = sub.add_parser(
         "build", help="apply and build every variant into a kernel store",
         description="Apply and build every variant of the config (the series checks too) and "
-                    "copy each kernel into DIR/<variant>/ (bzImage, modules, config, "
+                    "copy each kernel into DIR/<variant>/ (bzImage, modules, config, vmlinux, "
                     "metadata.json): a store another host can boot from.  DIR/_build/ holds "
                     "the JUnit and logs of apply and build.  Exit code 0 when every variant "
                     "built, 2 when one failed (it is in the store as failed; the others go on).")

@@ -3,7 +3,8 @@ own apply and build stages, series checks included), its kernel copied
 out of the cache so that the store can travel to another host as a CI
 artifact::
 
-    DIR/<variant>/bzImage, config, release, lib/modules/<release>/
+    DIR/<variant>/bzImage, config, release, lib/modules/<release>/,
+                  vmlinux and decode_stacktrace.sh (reports decoded to file:line)
     DIR/<variant>/metadata.json   commit, patches, cache key, toolchain...
     DIR/_store.json               the config, the variants and the store's digest
     DIR/_build/                   the build's run directory (JUnit, logs, summary.json)
