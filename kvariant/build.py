@@ -107,7 +107,9 @@ def make_argv(src: Path, outdir: Path, jobs: int, *targets: str) -> list[str]:
 
 def missing_options(config_text: str, fragments: list[Path]) -> list[str]:
     """Options a fragment sets to y/m that the final .config does not have
-    (Kconfig drops what it cannot satisfy, silently)."""
+    (Kconfig drops what it cannot satisfy, silently), and options a fragment
+    turns off (``# CONFIG_X is not set``) that are on all the same (another
+    option selects them)."""
     have = {}
     for line in config_text.splitlines():
         m = re.match(r"(CONFIG_\w+)=(.*)", line)
@@ -119,6 +121,9 @@ def missing_options(config_text: str, fragments: list[Path]) -> list[str]:
             m = re.match(r"(CONFIG_\w+)=([ym])\s*$", line.strip())
             if m and have.get(m.group(1)) not in ("y", "m"):
                 missing.append(f"{m.group(1)}={m.group(2)} ({Path(f).name})")
+            off = re.match(r"# (CONFIG_\w+) is not set\s*$", line.strip())
+            if off and have.get(off.group(1)) in ("y", "m"):
+                missing.append(f"{off.group(1)} off, but it is {have[off.group(1)]} ({Path(f).name})")
     return missing
 
 
@@ -135,7 +140,7 @@ def configure(src: Path, outdir: Path, fragments: list[Path], logfile: Path) -> 
     res.check("virtme-configkernel")
     missing = missing_options((outdir / ".config").read_text(), fragments)
     if missing:
-        raise StageError("kconfig dropped options the fragments ask for",
+        raise StageError("kconfig did not keep options as the fragments ask",
                          detail="\n".join(missing), reproduce=res.cmdline)
     stamp.write_text(res.cmdline + "\n")
     return True

@@ -23,9 +23,13 @@ def test_config_key_follows_fragment_content(tmp_path):
 
 def test_missing_options(tmp_path):
     frag = tmp_path / "f.config"
-    frag.write_text("CONFIG_XFS_FS=y\nCONFIG_BLK_DEV_NULL_BLK=m\n# CONFIG_FOO is not set\n")
-    cfg = "CONFIG_XFS_FS=y\n# CONFIG_BLK_DEV_NULL_BLK is not set\n"
-    assert build.missing_options(cfg, [frag]) == ["CONFIG_BLK_DEV_NULL_BLK=m (f.config)"]
+    frag.write_text("CONFIG_XFS_FS=y\nCONFIG_BLK_DEV_NULL_BLK=m\n# CONFIG_FOO is not set\n"
+                    "# CONFIG_DRM is not set\n")
+    cfg = "CONFIG_XFS_FS=y\n# CONFIG_BLK_DEV_NULL_BLK is not set\nCONFIG_DRM=y\n"
+    assert build.missing_options(cfg, [frag]) == ["CONFIG_BLK_DEV_NULL_BLK=m (f.config)",
+                                                  "CONFIG_DRM off, but it is y (f.config)"]
+    assert build.missing_options("# CONFIG_DRM is not set\nCONFIG_XFS_FS=y\nCONFIG_BLK_DEV_NULL_BLK=m\n",
+                                 [frag]) == []
 
 
 def test_compiler_errors_are_picked_out():
