@@ -31,6 +31,9 @@ from .tree import Mirror
 log = logging.getLogger(__name__)
 
 COLD_BUILD_TIMEOUT = 3 * 3600
+# what an exported kernel carries beside bzImage and modules (decode.py)
+DECODE_SCRIPTS = ("decode_stacktrace.sh", "decodecode")
+DECODE_FILES = ("vmlinux", *DECODE_SCRIPTS)
 
 
 @dataclasses.dataclass
@@ -181,7 +184,8 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
     outdir = build_dir(mirror, fragments)
 
     def reuse() -> BuildResult | None:
-        if not ((kernel_dir / "bzImage").exists() and (kernel_dir / "release").exists()):
+        # a kernel exported before it carried what decodes its reports is built again
+        if not all((kernel_dir / name).exists() for name in ("bzImage", "release", *DECODE_FILES)):
             return None
         logfile.parent.mkdir(parents=True, exist_ok=True)
         logfile.write_text(f"kvariant: reused kernel {kernel_dir} (same commit and config)\n")
@@ -245,7 +249,8 @@ def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile:
     # its line tables compressed, and the tree's own script
     proc.run(["objcopy", "--compress-debug-sections=zlib", str(outdir / "vmlinux"), str(tmp / "vmlinux")],
              cwd=outdir, timeout=600, log=logfile).check("objcopy vmlinux")
-    shutil.copy2(src / "scripts" / "decode_stacktrace.sh", tmp / "decode_stacktrace.sh")
+    for script in DECODE_SCRIPTS:  # decodecode disassembles a report's Code: line
+        shutil.copy2(src / "scripts" / script, tmp / script)
     (tmp / "release").write_text(release + "\n")  # last: it marks the export complete
     shutil.rmtree(kernel_dir, ignore_errors=True)
     tmp.rename(kernel_dir)
