@@ -2,8 +2,9 @@
 
 The kernel's own ``scripts/decode_stacktrace.sh`` reads a report and adds
 ``(fs/fuse/passthrough.c:74)`` to every frame it can resolve, from the
-vmlinux the report came from.  An exported kernel carries both (build.py:
-the vmlinux with its line tables, the script from its tree), so a report is
+vmlinux the report came from, and has ``scripts/decodecode`` disassemble
+each ``Code:`` line.  An exported kernel carries all three (build.py: the
+vmlinux with its line tables, the scripts from its tree), so a report is
 decoded wherever the kernel went, a CI runner with a kernel store included.
 The build's debug info is reduced (``CONFIG_DEBUG_INFO_REDUCED``: no type
 information), which keeps every line table.
