@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import proc
+from . import decode, proc
 from .buildprogress import BuildProgress, expected_objects, record_full_build
 from .errors import StageError
 from .paths import cache_dir, locked, short_hash
@@ -31,9 +31,6 @@ from .tree import Mirror
 log = logging.getLogger(__name__)
 
 COLD_BUILD_TIMEOUT = 3 * 3600
-# what an exported kernel carries beside bzImage and modules (decode.py)
-DECODE_SCRIPTS = ("decode_stacktrace.sh", "decodecode")
-DECODE_FILES = ("vmlinux", *DECODE_SCRIPTS)
 
 
 @dataclasses.dataclass
@@ -185,7 +182,7 @@ def build_kernel(mirror: Mirror, commit: str, fragments: list[Path], logfile: Pa
 
     def reuse() -> BuildResult | None:
         # a kernel exported before it carried what decodes its reports is built again
-        if not all((kernel_dir / name).exists() for name in ("bzImage", "release", *DECODE_FILES)):
+        if not all((kernel_dir / name).exists() for name in ("bzImage", "release", *decode.FILES)):
             return None
         logfile.parent.mkdir(parents=True, exist_ok=True)
         logfile.write_text(f"kvariant: reused kernel {kernel_dir} (same commit and config)\n")
@@ -234,7 +231,7 @@ def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile:
                   release: str) -> None:
     """bzImage, .config and an installed module tree, in the layout
     ``vng --run DIR/bzImage`` finds modules in (DIR/lib/modules/<release>),
-    and vmlinux with decode_stacktrace.sh (decode.py)."""
+    and vmlinux with the scripts that decode a report (decode.py)."""
     tmp = kernel_dir.with_name(kernel_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -245,11 +242,11 @@ def export_kernel(src: Path, outdir: Path, kernel_dir: Path, jobs: int, logfile:
         link.unlink()
     shutil.copy2(outdir / "arch" / "x86" / "boot" / "bzImage", tmp / "bzImage")
     shutil.copy2(outdir / ".config", tmp / "config")
-    # what decodes a report's stack to file:line (decode.py): the vmlinux,
-    # its line tables compressed, and the tree's own script
+    # what decodes a report to file:line (decode.py): the vmlinux, its line
+    # tables compressed, and the tree's own scripts
     proc.run(["objcopy", "--compress-debug-sections=zlib", str(outdir / "vmlinux"), str(tmp / "vmlinux")],
              cwd=outdir, timeout=600, log=logfile).check("objcopy vmlinux")
-    for script in DECODE_SCRIPTS:  # decodecode disassembles a report's Code: line
+    for script in decode.SCRIPTS:
         shutil.copy2(src / "scripts" / script, tmp / script)
     (tmp / "release").write_text(release + "\n")  # last: it marks the export complete
     shutil.rmtree(kernel_dir, ignore_errors=True)

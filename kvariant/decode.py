@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 DECODE_TIMEOUT = 180.0  # addr2line once per frame: about 0.2 s each
 SCRIPT = "decode_stacktrace.sh"
+# what an exported kernel carries for it beside bzImage and modules (build.py);
+# decodecode disassembles a report's Code: line
+SCRIPTS = (SCRIPT, "decodecode")
+FILES = ("vmlinux", *SCRIPTS)
 # a frame the script resolved: "fuse_passthrough_write_iter (fs/fuse/passthrough.c:74)"
 _DECODED = re.compile(r"\(\S+\.[chS]:\d+(?: \(discriminator \d+\))?\)")
 
@@ -48,13 +52,14 @@ def decode(report: str, kernel_dir: Path, workdir: Path) -> str | None:
     logfile = workdir / "decode.log"
     logfile.unlink(missing_ok=True)
     res = proc.run(["bash", str(kernel_dir / SCRIPT), str(kernel_dir / "vmlinux"), "auto"],
-                   cwd=workdir, timeout=DECODE_TIMEOUT, stdin=given, log=logfile,
-                   tail_lines=len(report.splitlines()) + 200)
+                   cwd=workdir, timeout=DECODE_TIMEOUT, stdin=given, log=logfile)
     if not res.ok:
         log.warning("decode_stacktrace.sh %s: see %s",
                     "timed out" if res.timed_out else f"exited {res.returncode}", logfile)
         return None
     # the script's own warnings (a module without debug info) go to stderr,
     # merged here: keep the report's lines only
-    out = "\n".join(line for line in res.tail.splitlines() if not line.startswith("WARNING! "))
+    # the whole output is in the log, after its first line (the command)
+    output = logfile.read_text(errors="replace").splitlines()[1:]
+    out = "\n".join(line for line in output if not line.startswith("WARNING! "))
     return out if resolved_frames(out) else None

@@ -45,7 +45,7 @@ def kernel_like(tmp_path: Path) -> Path:
                     "init/main.c", "fs/fuse/passthrough.c"], cwd=src, check=True)
     subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(src / "vmlinux"),
                     str(kdir / "vmlinux")], check=True)
-    for script in ("decode_stacktrace.sh", "decodecode"):
+    for script in decode.SCRIPTS:
         shutil.copy2(SCRIPT.with_name(script), kdir / script)
     return kdir
 

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import broken_patch_config, git, tree_state
 from kvariant import cli
-from kvariant.build import DECODE_FILES, config_key, toolchain
+from kvariant import decode
+from kvariant.build import config_key, toolchain
 from kvariant.config import DEFAULT_FRAGMENT
 from kvariant.paths import short_hash
 from kvariant.shard.store import INDEX, file_digest, read_index
@@ -24,7 +25,7 @@ def cached_kernel(cache: Path, commit: str) -> Path:
     (kernel / "lib" / "modules" / "1.0.0-kv" / "modules.dep").write_text("kernel/fs/fuse/fuse.ko:\n")
     (kernel / "bzImage").write_bytes(os.urandom(4096))
     (kernel / "config").write_text("CONFIG_FUSE_FS=y\n")
-    for name in DECODE_FILES:  # what decodes its reports (decode.py); never run here
+    for name in decode.FILES:  # what decodes its reports (decode.py); never run here
         (kernel / name).write_bytes(b"")
     (kernel / "release").write_text("1.0.0-kv\n")
     return kernel
