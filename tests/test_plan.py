@@ -162,3 +162,15 @@ def test_host_selection_reads_group_lists():
     cfg = XfstestsConfig(groups=("quick",), tests=("generic/00[2]",), exclude=("generic/003",))
     assert select(known, cfg) == ["generic/001", "generic/002", "xfs/100"]
     assert select(known, XfstestsConfig(tests=("generic/002", "generic/999"))) == ["generic/002"]
+
+
+def test_a_variant_no_run_had_counts_as_the_mean_of_those_it_had(cfg):
+    """A new patch revision (v3) has no times yet: each of its tests counts
+    as that test's mean over the variants measured, not the default."""
+    times = {f"xfstests/xfs/{t}": {"baseline": 10.0, "v1": 30.0} for t in TESTS}
+    times["fio/xfs/randwrite-4k-nj1"] = {"baseline": 100.0}
+    plan = make_plan(cfg, 2, times=times)
+    unit = next(u for u in plan.units if u.name == "xfstests/xfs/generic/001")
+    assert unit.seconds == pytest.approx(10 + 30 + 20 + 20)
+    fio = next(u for u in plan.units if u.kind == "fio")
+    assert fio.seconds > 4 * 100.0

@@ -16,10 +16,13 @@ Units:
 
 Units go to shards by longest processing time first (greedy): the
 longest unit to the least loaded shard, ties to the lower shard.  A unit's
-time is what an earlier run measured of it (the sum over the variants);
-an xfstests test never measured counts as the mean of the measured ones,
-so that with no times at all the tests are spread by count.  Shards are
-numbered 1..N, like CI_NODE_INDEX.
+time is what an earlier run measured of it (the sum over the variants;
+a variant that run did not have counts as the mean of those it had, as a
+new patch revision does); an xfstests test never measured counts as the
+mean of the measured ones, so that with no times at all the tests are
+spread by count.  The times every shard plans on travel in the kernel
+store (``build --plan-times RUN``), so that the shards agree on them.
+Shards are numbered 1..N, like CI_NODE_INDEX.
 """
 
 from __future__ import annotations
@@ -146,11 +149,17 @@ def fio_units(config: Config, variants: tuple[str, ...], times: Times) -> list[U
     names = fio_testcases(config)
     per_point = f.repeat * (f.runtime + f.ramp_time + POINT_OVERHEAD)
     guess = len(names) * per_point + len(f.targets) * TARGET_OVERHEAD
-    total = 0.0
-    for v in variants:
-        known = [times[t][v] for t in names if v in times.get(t, {})]
-        total += sum(known) + guess * (len(names) - len(known)) / len(names)
+    per_name = guess / len(names) if names else 0.0
+    total = sum(on_variant(times.get(t, {}), v, per_name) for v in variants for t in names)
     return [Unit("fio", names, total)]
+
+
+def on_variant(by: Mapping[str, float], variant: str, default: float) -> float:
+    """A testcase's seconds on *variant*: measured on it, else the mean of
+    the variants that ran it, else *default*."""
+    if variant in by:
+        return by[variant]
+    return statistics.fmean(by.values()) if by else default
 
 
 def xfstests_units(config: Config, variants: tuple[str, ...],
@@ -171,7 +180,7 @@ def xfstests_units(config: Config, variants: tuple[str, ...],
         for test in sorted(set(selected)):
             name = f"xfstests/{fstype}/{test}"
             by = times.get(name, {})
-            out.append(Unit(name, (name,), sum(by.get(v, default) for v in variants)))
+            out.append(Unit(name, (name,), sum(on_variant(by, v, default) for v in variants)))
     return out
 
 
