@@ -264,14 +264,16 @@ def _shard_run(args) -> int:
     spec = shard_spec(args.shard, args.shard_total, os.environ)
     store_dir = args.kernels.expanduser().resolve()
     store, cfg = open_store(store_dir, args.config or DEFAULT_CONFIG, args.variant)
-    plan = shard_plan(cfg, spec)
+    plan = shard_plan(cfg, spec, store)
     results_root = (args.results or cfg.root / "results").expanduser().resolve()
     run_dir = rundirs.new_run_dir(results_root, args.run_id)
 
     def make(cfg, run_dir, run_id, ui):
         ui.info(f"shard {spec} ({spec.origin}) of plan {plan.digest[:12]}: "
                 f"{', '.join(u.name for u in plan.units_of(spec.k)) or 'no unit: nothing to boot'}; "
-                f"kernels from {store_dir}")
+                f"kernels from {store_dir}; " + (
+                    f"balanced by the times of {', '.join(store.plan_runs)}" if store.plan_times
+                    else "tests spread by count (no --plan-times in the store's build)"))
         return ShardRun(cfg, run_dir, run_id, ui, store, spec, plan)
     return _execute(args, cfg, run_dir, (None, None), None, make)
 

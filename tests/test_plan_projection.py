@@ -102,7 +102,8 @@ def test_measured_and_projected_figures_are_labelled(tmp_path, capsys):
     lines, doc = plan(tmp_path, capsys, "--shards", "1,4", "--times", str(RUN_B), config=config)
     assert lines[0] == (f"{config}: 7 units on 3 variants (baseline, parallel-dio, v3); "
                         f"times from runs: 20261122-091500 ({RUN_B})")
-    assert all(re.search(r"\b(measured|projected)\b|boots nothing", line) for line in lines[1:])
+    assert lines[1] == "plan: tests spread by count (as a store built without --plan-times)"
+    assert all(re.search(r"\b(measured|projected)\b|boots nothing", line) for line in lines[2:])
     assert ("projected: 1 unit without a measured time, taken as 60 s per xfstests test and variant: "
             "xfstests/xfs/generic/999") in lines
     others = next(line for line in lines if "with variants no run measured" in line)
@@ -116,6 +117,18 @@ def test_measured_and_projected_figures_are_labelled(tmp_path, capsys):
     assert doc["boots"]["v3"]["measured"] is False and doc["boots"]["baseline"]["measured"] is True
     night = [line for line in lines if line.startswith("N=1:")][0]
     assert "projected" in night and "measured +" in night
+
+
+def test_the_plan_on_an_earlier_runs_times(tmp_path, capsys):
+    """--plan-times: the plan a store built with build --plan-times gives
+    its shards (make_plan on those times: test_plan.py), said so."""
+    config = write_config(tmp_path, ("baseline", "parallel-dio"), XFSTESTS)
+    _, by_count = plan(tmp_path, capsys, "--shards", "4", "--times", str(RUN_B), config=config)
+    lines, doc = plan(tmp_path, capsys, "--shards", "4", "--times", str(RUN_B), "--plan-times", str(RUN_B),
+                      config=config)
+    assert lines[1] == f"plan: tests spread by the times of 20261122-091500 ({RUN_B})"
+    assert doc["plan_times"] == [f"20261122-091500 ({RUN_B})"] and by_count["plan_times"] is None
+    assert doc["projections"][0]["balance"] <= by_count["projections"][0]["balance"]
 
 
 def test_without_times_everything_is_projected(tmp_path, capsys):

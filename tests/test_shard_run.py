@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import git
+from conftest import FIXTURES, git
 from kvariant import cli, config
 from kvariant.config import XfstestsConfig
 from kvariant.errors import ConfigError
@@ -198,3 +198,57 @@ def test_shards_merge(store, tmp_path, monkeypatch):
     merged = RunSummary.load(out)
     fio = next(s for s in merged.variants[0].stages if s.name.startswith("fio/"))
     assert fio.message == "not run: shard 1/2 is missing from the merge"
+
+
+# -- the times every shard plans on, carried by the store -------------------------
+
+RUN_A = FIXTURES / "runs" / "run-a"
+RUN_A_NAME = f"{RunSummary.load(RUN_A).run_id} ({RUN_A})"
+
+
+def test_a_store_built_with_plan_times_gives_every_shard_them(store, tmp_path, small_tree, capsys):
+    """build --plan-times RUN: the store's index carries RUN's times; each
+    shard plans on them (the fio unit's seconds are RUN's, the variant RUN
+    lacked counted as the mean of the others), so its plan's digest differs
+    from a plan by count, and merge would refuse to mix the two."""
+    conf, store_dir = store
+    by_count = make_plan(config.load(conf, config.KernelSource(base_commit="0" * 40)), 2)
+    assert cli.main(["build", "--config", str(conf), "--kernels", str(store_dir),
+                     "--plan-times", str(RUN_A)]) == 0
+    index = json.loads((store_dir / "_store.json").read_text())
+    assert index["plan_times"]["runs"] == [RUN_A_NAME]
+    measured = index["plan_times"]["tests"]["fio/xfs/randwrite-4k-nj1"]
+    assert set(measured) == {"baseline", "parallel-dio"}
+    capsys.readouterr()
+    assert shard_run(conf, store_dir, tmp_path, "--shard", "2/2", "--run-id", "timed") == 0
+    assert f"balanced by the times of {RUN_A_NAME}" in capsys.readouterr().err
+    plan = RunSummary.load(tmp_path / "results" / "timed").shard["plan"]
+    fio, = plan["units"]
+    names = fio["testcases"]
+    want = sum(index["plan_times"]["tests"][t]["baseline"] for t in names)  # baseline measured ...
+    want += sum(sum(index["plan_times"]["tests"][t].values()) / 2 for t in names)  # ... "again" not
+    assert fio["seconds"] == pytest.approx(want, abs=0.01)
+    assert RunSummary.load(tmp_path / "results" / "timed").shard["plan_digest"] != by_count.digest
+
+
+def test_plan_times_from_the_environment_and_bad_ones(store, tmp_path, monkeypatch, capsys):
+    conf, store_dir = store
+    monkeypatch.setenv("KVARIANT_PLAN_TIMES", f"{RUN_A}:")
+    assert cli.main(["build", "--config", str(conf), "--kernels", str(store_dir)]) == 0
+    assert json.loads((store_dir / "_store.json").read_text())["plan_times"]["runs"] == [RUN_A_NAME]
+    monkeypatch.setenv("KVARIANT_PLAN_TIMES", "")  # empty: by count
+    assert cli.main(["build", "--config", str(conf), "--kernels", str(store_dir)]) == 0
+    assert "plan_times" not in json.loads((store_dir / "_store.json").read_text())
+    capsys.readouterr()
+    before = (store_dir / "_store.json").read_text()
+    assert cli.main(["build", "--config", str(conf), "--kernels", str(store_dir),
+                     "--plan-times", str(tmp_path)]) == 1
+    assert one_error(capsys).startswith(f"kvariant: error: {tmp_path / 'summary.json'}")
+    assert (store_dir / "_store.json").read_text() == before  # refused before anything was built
+    index = json.loads(before)
+    index["plan_times"] = {"runs": [], "tests": {"fio/xfs/randwrite-4k-nj1": {"baseline": "slow"}}}
+    (store_dir / "_store.json").write_text(json.dumps(index))
+    assert shard_run(conf, store_dir, tmp_path, "--shard", "1/2") == 1
+    assert one_error(capsys) == (f"kvariant: error: {store_dir / '_store.json'}: plan_times: expected "
+                                 "{runs, tests: {testcase: {variant: seconds}}} as build --plan-times "
+                                 "writes it")

@@ -42,6 +42,11 @@ def add_build(sub) -> None:
     b.add_argument("--tree", type=Path, metavar="DIR",
                    help="the kernel git tree, instead of the config's [kernel] tree "
                         "(default: $KVARIANT_TREE when set)")
+    b.add_argument("--plan-times", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="earlier runs (or merged runs) whose test times the store carries to the "
+                        "shards: every shard plans on them, so that xfstests tests are spread by "
+                        "time, not by count (default: $KVARIANT_PLAN_TIMES, run directories "
+                        "separated by ':', when set and not empty)")
 
 
 def cmd_build(args) -> int:
@@ -51,11 +56,14 @@ def cmd_build(args) -> int:
 
     source = config_mod.tree_source(args.tree, os.environ)
     cfg = config_mod.select_variants(config_mod.load(args.config or DEFAULT_CONFIG, source), args.variant)
+    times = read_plan_times(args.plan_times, os.environ)  # bad runs: refused before the build
     store = writable_dir("--kernels", args.kernels.expanduser().resolve())
     rundirs.log_to(fresh_run_dir(store) / "run.log")
     print(store, flush=True)
     ui = UI()
-    done = build_store(cfg, store, ui)
+    if times is not None:
+        ui.info(f"plan times: {len(times['tests'])} testcases from {', '.join(times['runs'])}")
+    done = build_store(cfg, store, ui, times)
     print_summary(ui, done.run.results, ("apply", "build"), None, interrupted=done.run.interrupted)
     for m in done.metadata:
         ui.info(f"{m['variant']:<16} {m['status']}: " + (
@@ -64,6 +72,22 @@ def cmd_build(args) -> int:
     if done.run.interrupted:
         return 130
     return 0 if done.ok else 2
+
+
+PLAN_TIMES_ENV = "KVARIANT_PLAN_TIMES"
+
+
+def read_plan_times(option: list[Path] | None, env) -> dict | None:
+    """The store's plan_times from --plan-times, else $KVARIANT_PLAN_TIMES
+    (':'-separated), else None (the shards spread tests by count)."""
+    from .projection import read_timings
+    from .store import plan_times_record
+
+    dirs = option or [Path(d) for d in (env.get(PLAN_TIMES_ENV) or "").split(":") if d.strip()]
+    if not dirs:
+        return None
+    timings = read_timings(Path(d).expanduser().resolve() for d in dirs)
+    return plan_times_record(list(timings.runs), {t: dict(by) for t, by in timings.tests.items()})
 
 
 def writable_dir(option: str, path: Path) -> Path:
@@ -189,7 +213,11 @@ def add_plan(sub) -> None:
     p.add_argument("--shards", default="1,4,8", metavar="N,...",
                    help=f"numbers of runners, 1 to {MAX_SHARDS} (default: 1,4,8)")
     p.add_argument("--times", nargs="+", type=Path, default=[], metavar="RUN_DIR",
-                   help="earlier runs whose measured seconds to plan on (their means)")
+                   help="earlier runs whose measured seconds to project the night from (their means)")
+    p.add_argument("--plan-times", nargs="+", type=Path, default=[], metavar="RUN_DIR",
+                   help="plan as the shards of a store built with build --plan-times RUN_DIR... "
+                        "do: tests spread by these runs' times (default: by count, as a store "
+                        "built without it)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON to FILE")
 
 
@@ -217,13 +245,17 @@ def cmd_plan(args) -> int:
     # the plan reads no tree: the shards' own plan comes from the config alone
     cfg = config_mod.load(args.config or DEFAULT_CONFIG, KernelSource(base_commit="(not read)"))
     timings = read_timings(Path(d).expanduser().resolve() for d in args.times)
-    plans = [make_plan(cfg, n) for n in ns]
+    by = read_timings(Path(d).expanduser().resolve() for d in args.plan_times) if args.plan_times else None
+    plans = [make_plan(cfg, n, times=by.tests if by else None) for n in ns]
     projections = [(plan, project(plan, cfg, timings)) for plan in plans]
     lines = timing_lines(cfg, plans[0], timings)
+    lines.insert(1, f"plan: tests spread by the times of {', '.join(by.runs)}" if by else
+                 "plan: tests spread by count (as a store built without --plan-times)")
     for _, p in projections:
         lines += projection_lines(p)
     if args.json is not None:
-        write_result(args.json, json.dumps(document(cfg, timings, projections), indent=2) + "\n")
+        doc = {**document(cfg, timings, projections), "plan_times": list(by.runs) if by else None}
+        write_result(args.json, json.dumps(doc, indent=2) + "\n")
     print("\n".join(lines), flush=True)
     return 0
 

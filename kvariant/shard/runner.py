@@ -32,7 +32,7 @@ from ..summary import config_digest
 from ..ui import UI
 from .plan import Plan, Unit, make_plan
 from .spec import ShardSpec
-from .store import INDEX, RUN_DIR, file_digest, read_index, store_digest
+from .store import INDEX, RUN_DIR, file_digest, plan_times, read_index, store_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +47,16 @@ class Store:
     @property
     def digest(self) -> str:
         return self.index["digest"]
+
+    @property
+    def plan_times(self) -> dict[str, dict[str, float]]:
+        """The earlier runs' times the shards plan on ({}: by count)."""
+        return plan_times(self.index, self.path)
+
+    @property
+    def plan_runs(self) -> list[str]:
+        """The runs those times came from."""
+        return list((self.index.get("plan_times") or {}).get("runs") or [])
 
 
 def read_metadata(store: Path, variant: str) -> dict[str, Any]:
@@ -88,6 +98,7 @@ def open_store(store: Path, config_path: Path, variants: list[str] | None) -> tu
     if base is None:
         raise ConfigError(store / INDEX, "variants", "expected at least one variant with its base commit")
     cfg = config_mod.select_variants(config_mod.load(config_path, KernelSource(base_commit=base)), variants)
+    plan_times(index, store)  # bad times: refused before anything runs
     for v in cfg.variants:
         if v.name not in metadata:
             raise ConfigError(store / INDEX, "variants", f"expected variant {v.name} of {config_path.name} "
@@ -186,7 +197,8 @@ class ShardRun(Run):
                       "store": store.digest}
 
 
-def shard_plan(config: Config, spec: ShardSpec) -> Plan:
-    """The plan every shard makes: the config alone (no earlier times, so
-    that every host agrees without sharing them)."""
-    return make_plan(config, spec.n)
+def shard_plan(config: Config, spec: ShardSpec, store: Store) -> Plan:
+    """The plan every shard makes: the config and the times the store
+    carries (none: tests spread by count), so that every host that has the
+    store agrees."""
+    return make_plan(config, spec.n, times=store.plan_times)

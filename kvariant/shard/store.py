@@ -6,7 +6,9 @@ artifact::
     DIR/<variant>/bzImage, config, release, lib/modules/<release>/,
                   vmlinux and decode_stacktrace.sh (reports decoded to file:line)
     DIR/<variant>/metadata.json   commit, patches, cache key, toolchain...
-    DIR/_store.json               the config, the variants and the store's digest
+    DIR/_store.json               the config, the variants and the store's digest;
+                                  with --plan-times, the earlier runs' test times
+                                  every shard plans on (kvariant.shard.plan)
     DIR/_build/                   the build's run directory (JUnit, logs, summary.json)
 
 A variant that does not apply or build is in the store as failed (its
@@ -63,14 +65,37 @@ def fresh_run_dir(store: Path) -> Path:
     return run_dir
 
 
-def build_store(config: Config, store: Path, ui: UI) -> StoreBuild:
+def build_store(config: Config, store: Path, ui: UI, plan_times: dict[str, Any] | None = None) -> StoreBuild:
     """Apply and build every variant of *config* into *store* (see the
-    module), recording the run in DIR/_build/ (fresh_run_dir)."""
+    module), recording the run in DIR/_build/ (fresh_run_dir).
+    *plan_times*: what the index keeps for the shards' plan (plan_times_record)."""
     run = Run(config, store / RUN_DIR, RUN_DIR, ui, stages=BUILD_STAGES, workloads=())
     run.execute()
     metadata = [store_variant(store, config, r) for r in run.results]
-    write_index(store, config, metadata)
+    write_index(store, config, metadata, plan_times)
     return StoreBuild(run, metadata)
+
+
+def plan_times_record(runs: list[str], tests: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The index's ``plan_times``: the runs they came from, and per
+    workload testcase and variant the seconds (kvariant.shard.plan.Times)."""
+    return {"runs": list(runs),
+            "tests": {t: {v: round(float(s), 3) for v, s in sorted(by.items())} for t, by in sorted(tests.items())}}
+
+
+def plan_times(index: dict[str, Any], where: Path) -> dict[str, dict[str, float]]:
+    """The times a store's index gives the shards' plan ({} when it was
+    built without --plan-times), or ConfigError naming the index."""
+    record = index.get("plan_times")
+    if record is None:
+        return {}
+    tests = record.get("tests") if isinstance(record, dict) else None
+    if not isinstance(tests, dict) or not all(
+            isinstance(by, dict) and all(isinstance(s, (int, float)) and not isinstance(s, bool) and s >= 0
+                                         for s in by.values()) for by in tests.values()):
+        raise ConfigError(where / INDEX, "plan_times", "expected {runs, tests: {testcase: {variant: "
+                                                       "seconds}}} as build --plan-times writes it")
+    return {str(t): {str(v): float(s) for v, s in by.items()} for t, by in tests.items()}
 
 
 def variant_metadata(config: Config, result: VariantResult) -> dict[str, Any]:
@@ -134,10 +159,13 @@ def store_digest(metadata: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def write_index(store: Path, config: Config, metadata: list[dict[str, Any]]) -> None:
+def write_index(store: Path, config: Config, metadata: list[dict[str, Any]],
+                plan_times: dict[str, Any] | None = None) -> None:
     index = {"layout": LAYOUT, "config": str(config.path), "config_sha256": config_digest(config.path),
              "variants": {m["variant"]: m["status"] for m in metadata},
              "digest": store_digest(metadata)}
+    if plan_times is not None:
+        index["plan_times"] = plan_times
     write_result(store / INDEX, json.dumps(index, indent=2) + "\n")
 
 
