@@ -148,9 +148,10 @@ def spawn(
 
 
 def _open_log(path: str | os.PathLike, head: str):
-    """*path* opened to append a command's output, headed by *head*."""
+    """*path* opened to append a command's output, headed by *head*; line
+    buffered, so that ``tail -f`` on a build or test log follows it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a", encoding="utf-8", errors="replace")
+    f = open(path, "a", buffering=1, encoding="utf-8", errors="replace")
     f.write(head + "\n")
     f.flush()
     return f

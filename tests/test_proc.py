@@ -103,3 +103,24 @@ def test_run_hands_each_line_to_on_line(tmp_path):
     seen = []
     r = proc.run(["printf", "a\\nb\\n"], cwd=tmp_path, timeout=30, on_line=seen.append)
     assert r.ok and seen == ["a", "b"]
+
+
+def test_the_log_follows_the_command_as_it_runs(tmp_path):
+    """A line is in the log while the command still runs (tail -f on a
+    build log), not only when a buffer fills or the command ends."""
+    import threading
+    log = tmp_path / "b.log"
+    gate = tmp_path / "gate"
+    t = threading.Thread(target=lambda: proc.run(
+        ["sh", "-c", f"echo '  CC      a.o'; while [ ! -e {gate} ]; do sleep 0.1; done"],
+        cwd=tmp_path, timeout=60, log=log))
+    t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "  CC      a.o\n" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the line never reached the log while the command ran"
+            time.sleep(0.05)
+        assert t.is_alive()
+    finally:
+        gate.touch()
+        t.join()
