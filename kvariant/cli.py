@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     shard_cli.add_build(sub)
     shard_cli.add_merge(sub, _fraction)
     shard_cli.add_plan(sub)
+    from . import knownfailures
+    knownfailures.add_parser(sub)
     return p
 
 
@@ -456,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
+        if args.command == "known-failures":
+            from .knownfailures import cmd_known_failures
+            return cmd_known_failures(args)
         if args.command in ("build", "merge", "plan"):
             from .shard import cli as shard_cli
             return shard_cli.COMMANDS[args.command](args)

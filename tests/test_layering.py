@@ -39,7 +39,7 @@ LAYERS = (
      "kvariant.comparison", "kvariant.calibrate",
      "kvariant.render", "kvariant.ui", "kvariant.report", "kvariant.shard.store",
      "kvariant.shard.merge", "kvariant.shard.projection", "kvariant.rundirs"),
-    ("kvariant.cli", "kvariant.shard.cli"),
+    ("kvariant.cli", "kvariant.shard.cli", "kvariant.knownfailures"),
 )
 # packages whose modules import at the top only: the config, and the workload
 # whose reader the config once imported back from inside a function (the CLI
