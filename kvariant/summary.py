@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from .errors import ConfigError
 from .files import write_result
+from .fuse.servers import get_server
 from .model import Status, VariantResult
 from .tally import summarize as summarize_xfstests
 from .testcase import TestcaseId
@@ -413,7 +414,15 @@ def fio_setup(config, kvm: bool) -> str:
         f"Guest: {'KVM' if kvm else 'TCG'}, {vm.cpus} vCPUs, {vm.memory}; XFS on null_blk "
         f"({nb.gb} GB, bs {nb.bs}, memory_backed, scheduler none); kernel {config.kernel.base} "
         f"+ each variant's patches.",
-        f"FUSE targets: kvariant's passthrough server over a directory of that XFS; open policy "
+        f"FUSE targets: {fuse_servers(config)} over a directory of that XFS; open policy "
         f"parallel_direct_writes={str(fuse.parallel_direct_writes).lower()}, "
         f"direct_io={str(fuse.direct_io).lower()}; `fuse` is the same server without passthrough.",
     ])
+
+
+def fuse_servers(config) -> str:
+    """The FUSE server of the run, or of each variant when they differ."""
+    by = {v.name: get_server(config.fuse_for(v).server).title for v in config.variants}
+    if len(set(by.values())) <= 1:
+        return next(iter(by.values()), get_server(config.fuse.server).title)
+    return "each variant's server (" + ", ".join(f"{v}: {t}" for v, t in by.items()) + ")"

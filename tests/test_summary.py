@@ -109,3 +109,15 @@ def test_an_info_of_older_or_newer_kvariant_loads_and_keeps_what_it_does_not_kno
     assert info.extra == {"future_key": {"x": [1]}, "build": "a key of that name"}
     assert json.dumps(info.to_dict()) == json.dumps(d)
     assert VariantInfo.from_dict({}) == VariantInfo() and VariantResult.from_dict({"name": "a"}).info == VariantInfo()
+
+
+def test_the_reports_name_the_fuse_server_of_each_variant(tmp_path, small_tree):
+    from kvariant import config
+    from kvariant.summary import fio_setup
+    conf = tmp_path / "p.toml"
+    text = f'[kernel]\ntree = "{small_tree}"\nbase = "v1"\n[[variant]]\nname = "ours"\n'
+    conf.write_text(text)
+    assert "FUSE targets: kvariant's passthrough server over" in fio_setup(config.load(conf), False)
+    conf.write_text(text + '[[variant]]\nname = "hp"\nfuse_server = "passthrough_hp"\n')
+    assert ("FUSE targets: each variant's server (ours: kvariant's passthrough server, "
+            "hp: libfuse 3.18.3's passthrough_hp) over") in fio_setup(config.load(conf), False)

@@ -38,6 +38,7 @@ class MountSpec:
 
 class FuseServer:
     name = ""
+    title = ""  # in the reports' words
     counters = False  # keeps counters of its own (a stats file)
 
     def refuse(self, parallel_direct_writes: bool, direct_io: bool) -> str:
@@ -55,6 +56,7 @@ class FuseServer:
 
 class KvariantServer(FuseServer):
     name = "kvariant"
+    title = "kvariant's passthrough server"
     counters = True
 
     def argv(self, spec: MountSpec, python: str) -> list[str]:
@@ -68,6 +70,7 @@ class KvariantServer(FuseServer):
 
 class PassthroughHp(FuseServer):
     name = "passthrough_hp"
+    title = f"libfuse {LIBFUSE_VERSION}'s passthrough_hp"
 
     @property
     def binary(self) -> Path:
