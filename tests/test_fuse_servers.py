@@ -60,8 +60,9 @@ def test_passthrough_hp_argv_maps_the_open_policy():
     hp = get_server("passthrough_hp")
     spec = MountSpec("/src", "/mnt", passthrough=False, direct_io=True, threads=2, fsname="/dev/x")
     argv = hp.argv(spec, python="python3")
-    assert argv[0].endswith(f"libfuse-{LIBFUSE_VERSION}/passthrough_hp")
-    assert argv[1:] == ["--nopassthrough", "--direct-io", "--num-threads", "2",
+    assert argv[:2] == ["sh", "-c"] and "ulimit -n" in argv[2]  # then exec "$0" "$@"
+    assert argv[3].endswith(f"libfuse-{LIBFUSE_VERSION}/passthrough_hp")
+    assert argv[4:] == ["--nopassthrough", "--direct-io", "--num-threads", "2",
                         "-o", "fsname=/dev/x", "/src", "/mnt"]
     assert hp.refuse(parallel_direct_writes=False, direct_io=False)
     assert not hp.refuse(parallel_direct_writes=True, direct_io=True)
@@ -194,7 +195,7 @@ def test_passthrough_point_fails_on_the_kernels_count_for_any_server():
     from kvariant.config import FuseConfig
     from kvariant.workloads.targets import make_target
     hp = make_target("fuse-passthrough", FuseConfig(server="passthrough_hp"))
-    assert hp.argv()[0].endswith("passthrough_hp") and hp.policy()["server"] == "passthrough_hp"
+    assert hp.argv()[3].endswith("passthrough_hp") and hp.policy()["server"] == "passthrough_hp"
     figures, why = hp.check({"kernel_data_requests": 5}, {"kernel_data_requests": 5})
     assert figures == {"kernel_data_requests": 0} and why == ""
     figures, why = hp.check({"kernel_data_requests": 5}, {"kernel_data_requests": 905})
