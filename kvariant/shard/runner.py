@@ -43,15 +43,11 @@ class Store:
     path: Path
     index: dict[str, Any]
     metadata: dict[str, dict[str, Any]]
+    plan_times: dict[str, dict[str, float]]  # the earlier runs' times the shards plan on ({}: by count)
 
     @property
     def digest(self) -> str:
         return self.index["digest"]
-
-    @property
-    def plan_times(self) -> dict[str, dict[str, float]]:
-        """The earlier runs' times the shards plan on ({}: by count)."""
-        return plan_times(self.index, self.path)
 
     @property
     def plan_runs(self) -> list[str]:
@@ -98,13 +94,13 @@ def open_store(store: Path, config_path: Path, variants: list[str] | None) -> tu
     if base is None:
         raise ConfigError(store / INDEX, "variants", "expected at least one variant with its base commit")
     cfg = config_mod.select_variants(config_mod.load(config_path, KernelSource(base_commit=base)), variants)
-    plan_times(index, store)  # bad times: refused before anything runs
+    times = plan_times(index, store)  # bad times: refused before anything runs
     for v in cfg.variants:
         if v.name not in metadata:
             raise ConfigError(store / INDEX, "variants", f"expected variant {v.name} of {config_path.name} "
                                                          f"(the store has {', '.join(names) or 'none'})")
         check_kernel(store, metadata[v.name])
-    return Store(store, index, metadata), cfg
+    return Store(store, index, metadata, times), cfg
 
 
 def check_kernel(store: Path, meta: dict[str, Any]) -> None:
