@@ -68,11 +68,23 @@ def toolchain() -> str:
     return _TOOLCHAIN
 
 
+_OPTION_LINE = re.compile(r"^(CONFIG_\w+=.*|# CONFIG_\w+ is not set)$")
+
+
+def fragment_options(text: str) -> str:
+    """What of a fragment kconfig reads: its option lines (``CONFIG_X=...``
+    and ``# CONFIG_X is not set``, from the first column, as kconfig reads
+    them), in order, without comments or blank lines."""
+    return "\n".join(m.group(1) for line in text.splitlines() if (m := _OPTION_LINE.match(line)))
+
+
 def config_key(fragments: list[Path]) -> str:
-    """Names the build directory: the fragments' contents and virtme-ng's
-    version (which supplies the minimal config)."""
-    parts: list[bytes | str] = ["kvariant-config-v1", virtme_version(), os.uname().machine]
-    parts += [Path(f).read_bytes() for f in fragments]
+    """Names the build directory: the fragments' options and virtme-ng's
+    version (which supplies the minimal config).  A comment rewritten in a
+    fragment keeps the key, and with it the build directory: no cold
+    build for a change kconfig never sees."""
+    parts: list[bytes | str] = ["kvariant-config-v2", virtme_version(), os.uname().machine]
+    parts += [fragment_options(Path(f).read_text()) for f in fragments]
     return short_hash(*parts)
 
 
