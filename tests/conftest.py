@@ -77,7 +77,12 @@ def tree_state(repo: Path) -> tuple:
 def boot_instance(directory: str, *events: str):
     """A tracefs instance at *directory* with *events* on and its tracing
     off, made on this host as a guest's kernel makes it at boot from
-    ``trace_instance=NAME^traceoff,EVENT,...``; removed afterwards."""
+    ``trace_instance=NAME^traceoff,EVENT,...``; removed afterwards.  A
+    host that has not mounted tracefs (no systemd to do it) gets it
+    mounted, as the guest's scripts do."""
+    tracefs = shlex.quote(str(Path(directory).parent.parent))
+    subprocess.run(["bash", "-c", f"mountpoint -q {tracefs} || mount -t tracefs nodev {tracefs}"],
+                   capture_output=True, timeout=60)
     d = shlex.quote(directory)
     enable = "".join(f"echo 1 > {d}/{e}/enable; " for e in events)
     disable = "".join(f"echo 0 > {d}/{e}/enable; " for e in events)
