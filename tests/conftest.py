@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from kvariant.paths import PROJECT
+from kvariant.workloads.fusetrace import TRACEFS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -80,8 +81,7 @@ def boot_instance(directory: str, *events: str):
     ``trace_instance=NAME^traceoff,EVENT,...``; removed afterwards.  A
     host that has not mounted tracefs (no systemd to do it) gets it
     mounted, as the guest's scripts do."""
-    tracefs = shlex.quote(str(Path(directory).parent.parent))
-    subprocess.run(["bash", "-c", f"mountpoint -q {tracefs} || mount -t tracefs nodev {tracefs}"],
+    subprocess.run(["bash", "-c", f"mountpoint -q {TRACEFS} || mount -t tracefs nodev {TRACEFS}"],
                    capture_output=True, timeout=60)
     d = shlex.quote(directory)
     enable = "".join(f"echo 1 > {d}/{e}/enable; " for e in events)
