@@ -129,11 +129,11 @@ def missing_options(config_text: str, fragments: list[Path]) -> list[str]:
             have[m.group(1)] = m.group(2)
     missing = []
     for f in fragments:
-        for line in Path(f).read_text().splitlines():
-            m = re.match(r"(CONFIG_\w+)=([ym])\s*$", line.strip())
+        for line in fragment_options(Path(f).read_text()).splitlines():
+            m = re.match(r"(CONFIG_\w+)=([ym])\s*$", line)
             if m and have.get(m.group(1)) not in ("y", "m"):
                 missing.append(f"{m.group(1)}={m.group(2)} ({Path(f).name})")
-            off = re.match(r"# (CONFIG_\w+) is not set\s*$", line.strip())
+            off = re.match(r"# (CONFIG_\w+) is not set$", line)
             if off and have.get(off.group(1)) in ("y", "m"):
                 missing.append(f"{off.group(1)} off, but it is {have[off.group(1)]} ({Path(f).name})")
     return missing
